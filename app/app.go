@@ -1,0 +1,139 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+)
+
+// Env is what the process gives the app: arguments aside, its standard
+// streams and environment. Tests pass their own.
+type Env struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Getenv func(string) string
+}
+
+// Version is the build's version, set with -ldflags "-X ...app.Version=v1.2.3".
+var Version = "dev"
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+// usageError is a command-line mistake: exit code 2 and a pointer to help.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// Main runs the command in args (none means serve) and returns the exit
+// code. Failures are one line on stderr; nothing is printed twice.
+func Main(ctx context.Context, args []string, env Env) int {
+	err := run(ctx, args, env)
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, new(usageError)):
+		fmt.Fprintf(env.Stderr, "rampart: %s (see `rampart help`)\n", oneLine(err))
+		return exitUsage
+	default:
+		fmt.Fprintf(env.Stderr, "rampart: %s\n", oneLine(err))
+		return exitFail
+	}
+}
+
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+func run(ctx context.Context, args []string, env Env) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		if len(args) > 0 {
+			return usageError{"serve takes no arguments; configure it with APP_* variables"}
+		}
+		return serve(ctx, env)
+	case "migrate":
+		return migrateCmd(args, env)
+	case "user":
+		return userCmd(ctx, args, env)
+	case "config":
+		return configCmd(env)
+	case "version":
+		fmt.Fprintln(env.Stdout, Version)
+		return nil
+	case "help", "-h", "--help":
+		printHelp(env.Stdout)
+		return nil
+	}
+	return usageError{fmt.Sprintf("unknown command %q", safeArg(cmd))}
+}
+
+// safeArg shortens and sanitises a user-supplied argument for a message.
+func safeArg(s string) string {
+	if len(s) > 40 {
+		s = s[:40] + "…"
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+func printHelp(w io.Writer) {
+	fmt.Fprint(w, `rampart: a secure-by-default REST API
+
+Usage:
+  rampart [serve]                       run the HTTPS API (the default)
+  rampart migrate up|down|status        apply, roll back one, or show migrations
+  rampart user create --email E --role user|admin --password-stdin [--display-name N]
+                                        create an account; the password is read from stdin
+  rampart config                        print the configuration, secrets redacted
+  rampart version                       print the version
+
+Configuration (environment variables):
+`)
+	for _, v := range Variables {
+		fmt.Fprintf(w, "  %-30s %s (default %s)\n", v.Name, v.Meaning, v.Default)
+	}
+}
+
+func configCmd(env Env) error {
+	cfg, err := LoadConfig(env.Getenv)
+	if err != nil {
+		return err
+	}
+	for _, line := range cfg.Redacted() {
+		fmt.Fprintln(env.Stdout, line)
+	}
+	return nil
+}
+
+// newLogger returns the JSON logger: structured fields, so CR/LF in values
+// are escaped and cannot forge log lines.
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level)) // validated by LoadConfig
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// newFlagSet returns a flag set that reports errors to us, not to stderr.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}

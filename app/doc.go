@@ -1,0 +1,8 @@
+// Package app is the composition root: it reads and validates the
+// configuration, loads secrets, makes or loads the TLS certificate, opens
+// and migrates the database, wires the handlers, runs the server with
+// graceful shutdown, and implements the CLI commands (serve, migrate, user).
+//
+// Dependency rule: app may import every package of this module; nothing
+// imports app except main.
+package app

@@ -1,0 +1,80 @@
+package app
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/rampart-go/rampart/migrations"
+	"github.com/rampart-go/rampart/models"
+)
+
+// migrateCmd runs `rampart migrate up|down|status`.
+func migrateCmd(args []string, env Env) error {
+	fs := newFlagSet("migrate")
+	yes := fs.Bool("yes", false, "confirm a roll-back in production")
+	if err := fs.Parse(args); err != nil {
+		return usageError{"migrate: " + err.Error()}
+	}
+	if fs.NArg() != 1 {
+		return usageError{"migrate needs exactly one of up, down, status"}
+	}
+	cfg, err := LoadConfig(env.Getenv)
+	if err != nil {
+		return err
+	}
+	mg, err := models.NewMigrator(cfg.Database, migrations.FS)
+	if err != nil {
+		return err
+	}
+	defer mg.Close()
+	switch fs.Arg(0) {
+	case "up":
+		if err := mg.Up(); err != nil {
+			return err
+		}
+	case "down":
+		if cfg.Env == EnvProduction && !*yes {
+			return usageError{"migrate down drops data; in production add --yes to confirm"}
+		}
+		if err := mg.Down(); err != nil {
+			return err
+		}
+	case "status":
+	default:
+		return usageError{fmt.Sprintf("migrate: unknown action %q; use up, down or status", safeArg(fs.Arg(0)))}
+	}
+	st, err := mg.Status()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "database: %s (%s)\n", cfg.Database.Redacted(), cfg.Database.Dialect)
+	state := "clean"
+	if st.Dirty {
+		state = "DIRTY: a migration failed halfway; fix the schema by hand, then force the version"
+	}
+	fmt.Fprintf(env.Stdout, "version: %d (%s)\n", st.Current, state)
+	for _, v := range st.Versions {
+		mark := "pending"
+		if v <= st.Current && st.Current != 0 {
+			mark = "applied"
+		}
+		fmt.Fprintf(env.Stdout, "  %04d %s\n", v, mark)
+	}
+	if len(st.Versions) > 0 && st.Current > slices.Max(st.Versions) {
+		fmt.Fprintln(env.Stdout, "warning: the database is newer than this binary")
+	}
+	return nil
+}
+
+// migrateUp applies pending migrations, as serve and user create do.
+func migrateUp(u models.DatabaseURL) error {
+	mg, err := models.NewMigrator(u, migrations.FS)
+	if err != nil {
+		return err
+	}
+	if err := mg.Up(); err != nil {
+		_ = mg.Close()
+		return err
+	}
+	return mg.Close()
+}

@@ -1,0 +1,236 @@
+package handlers
+
+import (
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// openAPIDocument renders the OpenAPI 3.1 document of the route table. It is
+// generated from the same table the router is built from, so the document
+// cannot list a route the server does not have or miss one it has. Request
+// schemas are derived from the request types and carry the validator's
+// limits.
+func openAPIDocument(routes []route, version string) []byte {
+	if version == "" {
+		version = "dev"
+	}
+	paths := map[string]map[string]any{}
+	for _, r := range routes {
+		p := openAPIPath(r.path)
+		if paths[p] == nil {
+			paths[p] = map[string]any{}
+		}
+		paths[p][strings.ToLower(r.method)] = operation(r)
+	}
+	doc := map[string]any{
+		"openapi": "3.1.0",
+		"info": map[string]any{
+			"title":   "Rampart sample API",
+			"version": version,
+			"description": "A secure-by-default REST API: every route states its policy; " +
+				"bodies are strict JSON (415/413/400/422); errors are RFC 9457 problem+json; " +
+				"another owner's object is 404.",
+		},
+		"paths": paths,
+		"components": map[string]any{
+			"securitySchemes": map[string]any{
+				"bearer": map[string]any{
+					"type": "http", "scheme": "bearer",
+					"description": "A session token from POST /v1/auth/login. The listed roles are API-key scopes a route needs.",
+				},
+			},
+			"schemas": map[string]any{"Problem": problemSchema()},
+		},
+	}
+	b, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		panic("openapi: " + err.Error()) // the document is built from static types only
+	}
+	return b
+}
+
+func openAPIPath(echoPath string) string {
+	parts := strings.Split(echoPath, "/")
+	for i, p := range parts {
+		if strings.HasPrefix(p, ":") {
+			parts[i] = "{" + p[1:] + "}"
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+func operation(r route) map[string]any {
+	op := map[string]any{
+		"operationId":      r.doc.id,
+		"summary":          r.doc.summary,
+		"tags":             []string{r.doc.tag},
+		"x-rampart-policy": r.policy.String(),
+		"responses":        responses(r),
+		"security":         []map[string][]string{},
+	}
+	if !r.policy.IsPublic() {
+		scopes := []string{}
+		if s := r.policy.Scope(); s != "" {
+			scopes = append(scopes, string(s))
+		}
+		op["security"] = []map[string][]string{{"bearer": scopes}}
+	}
+	var params []map[string]any
+	for _, part := range strings.Split(r.path, "/") {
+		if name, ok := strings.CutPrefix(part, ":"); ok {
+			params = append(params, map[string]any{"name": name, "in": "path", "required": true,
+				"schema": map[string]any{"type": "string", "format": "uuid"}})
+		}
+	}
+	for _, q := range r.query {
+		params = append(params, queryParam(q))
+	}
+	if params != nil {
+		op["parameters"] = params
+	}
+	if r.doc.request != nil {
+		op["requestBody"] = map[string]any{
+			"required": true,
+			"content":  map[string]any{"application/json": map[string]any{"schema": schemaOf(reflect.TypeOf(r.doc.request), true)}},
+		}
+	}
+	return op
+}
+
+func queryParam(name string) map[string]any {
+	switch name {
+	case "limit":
+		return map[string]any{"name": name, "in": "query", "schema": map[string]any{
+			"type": "integer", "minimum": 1, "maximum": MaxPageLimit, "default": DefaultPageLimit}}
+	case "cursor":
+		return map[string]any{"name": name, "in": "query", "description": "Opaque; from next_cursor of the previous page of the same list.",
+			"schema": map[string]any{"type": "string", "maxLength": 64}}
+	}
+	return map[string]any{"name": name, "in": "query", "schema": map[string]any{"type": "string"}}
+}
+
+func responses(r route) map[string]any {
+	out := map[string]any{}
+	ok := map[string]any{"description": http.StatusText(r.doc.status)}
+	switch {
+	case r.doc.response != nil:
+		ok["content"] = map[string]any{r.mediaType(): map[string]any{"schema": schemaOf(reflect.TypeOf(r.doc.response), false)}}
+	case r.mediaType() != "application/json":
+		ok["content"] = map[string]any{strings.Split(r.mediaType(), ";")[0]: map[string]any{"schema": map[string]any{"type": "string"}}}
+	case r.doc.id == "openapi":
+		ok["content"] = map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}
+	}
+	out[strconv.Itoa(r.doc.status)] = ok
+	statuses := []int{http.StatusNotAcceptable, http.StatusInternalServerError}
+	if !r.policy.IsPublic() {
+		statuses = append(statuses, http.StatusUnauthorized, http.StatusForbidden)
+	}
+	if strings.Contains(r.path, ":") {
+		statuses = append(statuses, http.StatusNotFound)
+	}
+	if r.doc.request != nil {
+		statuses = append(statuses, http.StatusBadRequest, http.StatusRequestEntityTooLarge,
+			http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity)
+	}
+	if len(r.query) > 0 {
+		statuses = append(statuses, http.StatusBadRequest, http.StatusUnprocessableEntity)
+	}
+	statuses = append(statuses, r.doc.errors...)
+	slices.Sort(statuses)
+	for _, s := range slices.Compact(statuses) {
+		out[strconv.Itoa(s)] = map[string]any{
+			"description": http.StatusText(s),
+			"content":     map[string]any{MIMEProblemJSON: map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/Problem"}}},
+		}
+	}
+	return out
+}
+
+func problemSchema() map[string]any {
+	str := map[string]any{"type": "string"}
+	return map[string]any{
+		"type":     "object",
+		"required": []string{"type", "title", "status"},
+		"properties": map[string]any{
+			"type": str, "title": str, "detail": str, "request_id": str,
+			"status": map[string]any{"type": "integer"},
+			"errors": map[string]any{"type": "array", "items": map[string]any{
+				"type": "object", "required": []string{"field", "message"},
+				"properties": map[string]any{"field": str, "message": str},
+			}},
+		},
+	}
+}
+
+// schemaOf derives a JSON Schema from a Go type. For request types it maps
+// the validate tags the validator enforces (required, min, max, email,
+// date) to their JSON Schema keywords and forbids additional properties.
+func schemaOf(t reflect.Type, request bool) map[string]any {
+	if reflect.PointerTo(t).Implements(nullableType) {
+		inner := schemaOf(t.Field(2).Type, request) // nullable[T].V
+		inner["type"] = []string{inner["type"].(string), "null"}
+		return inner
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		s := schemaOf(t.Elem(), request)
+		if !request { // a nil pointer in a response is JSON null
+			if typ, ok := s["type"].(string); ok {
+				s["type"] = []string{typ, "null"}
+			}
+		}
+		return s
+	case reflect.String:
+		return map[string]any{"type": "string"}
+	case reflect.Bool:
+		return map[string]any{"type": "boolean"}
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		return map[string]any{"type": "integer"}
+	case reflect.Slice:
+		return map[string]any{"type": "array", "items": schemaOf(t.Elem(), request)}
+	case reflect.Struct:
+		props := map[string]any{}
+		required := []string{}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name := jsonName(f)
+			s := schemaOf(f.Type, request)
+			rules := strings.Split(f.Tag.Get("validate"), ",")
+			applyRules(s, rules)
+			props[name] = s
+			if slices.Contains(rules, "required") || !request {
+				required = append(required, name)
+			}
+		}
+		s := map[string]any{"type": "object", "properties": props, "required": required}
+		if request {
+			s["additionalProperties"] = false
+		}
+		return s
+	}
+	return map[string]any{}
+}
+
+func applyRules(s map[string]any, rules []string) {
+	for _, rule := range rules {
+		name, param, _ := strings.Cut(rule, "=")
+		n, _ := strconv.Atoi(param)
+		switch name {
+		case "min":
+			s["minLength"] = n
+		case "max":
+			s["maxLength"] = n
+		case "email":
+			s["format"] = "email"
+		case "date":
+			s["format"] = "date"
+		}
+	}
+}

@@ -1,0 +1,145 @@
+package handlers
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/rampart-go/rampart/middleware"
+	"github.com/rampart-go/rampart/models"
+)
+
+// problem is an RFC 9457 problem details body.
+type problem struct {
+	Type      string         `json:"type"`
+	Title     string         `json:"title"`
+	Status    int            `json:"status"`
+	Detail    string         `json:"detail,omitempty"`
+	RequestID string         `json:"request_id,omitempty"`
+	Errors    []problemField `json:"errors,omitempty"`
+}
+
+type problemField struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+const errorHandledKey = "rampart.error_handled"
+
+// MIMEProblemJSON is the media type of every error body.
+const MIMEProblemJSON = "application/problem+json"
+
+var kindStatus = map[models.Kind]int{
+	models.KindInternal:         http.StatusInternalServerError,
+	models.KindMalformed:        http.StatusBadRequest,
+	models.KindInvalid:          http.StatusUnprocessableEntity,
+	models.KindUnauthenticated:  http.StatusUnauthorized,
+	models.KindForbidden:        http.StatusForbidden,
+	models.KindNotFound:         http.StatusNotFound,
+	models.KindConflict:         http.StatusConflict,
+	models.KindTooLarge:         http.StatusRequestEntityTooLarge,
+	models.KindUnsupportedMedia: http.StatusUnsupportedMediaType,
+	models.KindNotAcceptable:    http.StatusNotAcceptable,
+	models.KindRateLimited:      http.StatusTooManyRequests,
+	models.KindUnavailable:      http.StatusServiceUnavailable,
+}
+
+// defaultDetail is the client text for a status when the error carries none.
+var defaultDetail = map[int]string{
+	http.StatusBadRequest:            "The request is malformed.",
+	http.StatusUnauthorized:          "Valid credentials are required.",
+	http.StatusForbidden:             "You are not allowed to use this function.",
+	http.StatusNotFound:              "The resource does not exist.",
+	http.StatusMethodNotAllowed:      "The method is not allowed on this resource; see the Allow header.",
+	http.StatusNotAcceptable:         "The endpoint cannot answer in a type the Accept header admits.",
+	http.StatusConflict:              "The request conflicts with the current state of the resource.",
+	http.StatusRequestEntityTooLarge: "The request body is too large.",
+	http.StatusUnsupportedMediaType:  "The request body must be application/json.",
+	http.StatusUnprocessableEntity:   "The request has invalid fields.",
+	http.StatusTooManyRequests:       "Too many requests; retry later.",
+	http.StatusInternalServerError:   "An internal error occurred. Quote the request ID when reporting it.",
+	http.StatusServiceUnavailable:    "The service is temporarily unavailable; retry later.",
+}
+
+// ErrorHandler returns the one echo error handler: it writes every error as
+// problem+json. It classifies errors with errors.As (echo's default handler
+// does not, and turns wrapped errors into 500s), sends only client-safe text
+// (never err.Error(), SQL, paths or library messages), and logs server
+// faults with the request ID.
+func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		// The request logger hands errors to this handler and passes them
+		// on; echo then offers the same error again. Answer (and log) once.
+		if handled, _ := c.Get(errorHandledKey).(bool); handled {
+			return
+		}
+		c.Set(errorHandledKey, true)
+		p := problemFor(err)
+		p.RequestID = middleware.RequestIDOf(c)
+		req := c.Request()
+		if p.Status >= 500 {
+			log.ErrorContext(req.Context(), "request failed",
+				"request_id", p.RequestID, "method", req.Method, "route", c.Path(), "status", p.Status, "error", err.Error())
+		}
+		if c.Response().Committed {
+			return
+		}
+		h := c.Response().Header()
+		if p.Status == http.StatusUnauthorized && h.Get(echo.HeaderWWWAuthenticate) == "" {
+			h.Set(echo.HeaderWWWAuthenticate, middleware.WWWAuthenticate)
+		}
+		// A problem body is never cached, and replaces any validators or
+		// content headers a handler may have set before failing.
+		h.Set(echo.HeaderCacheControl, "no-store")
+		h.Del(echo.HeaderContentDisposition)
+		body, mErr := json.Marshal(p)
+		if mErr != nil {
+			body = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500}`)
+			p.Status = http.StatusInternalServerError
+		}
+		h.Set(echo.HeaderContentType, MIMEProblemJSON)
+		if req.Method == http.MethodHead {
+			_ = c.NoContent(p.Status)
+			return
+		}
+		_ = c.Blob(p.Status, MIMEProblemJSON, body)
+	}
+}
+
+func problemFor(err error) problem {
+	status := http.StatusInternalServerError
+	var (
+		detail string
+		fields []models.FieldError
+		me     *models.Error
+		he     *echo.HTTPError
+		mbe    *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &me):
+		status, detail, fields = kindStatus[me.Kind], me.Detail, me.Fields
+		if status == 0 || me.Kind == models.KindInternal {
+			status, detail, fields = http.StatusInternalServerError, "", nil
+		}
+	case errors.As(err, &mbe):
+		status = http.StatusRequestEntityTooLarge
+	case errors.As(err, &he):
+		// echo's own errors (router 404/405, and anything from its
+		// middleware): keep the status, never the message.
+		status = he.Code
+		if status < 400 || status > 599 {
+			status = http.StatusInternalServerError
+		}
+	}
+	if detail == "" {
+		detail = defaultDetail[status]
+	}
+	p := problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail}
+	for _, f := range fields {
+		p.Errors = append(p.Errors, problemField(f))
+	}
+	return p
+}

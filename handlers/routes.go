@@ -1,0 +1,112 @@
+package handlers
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/rampart-go/rampart/middleware"
+)
+
+// route is one entry of the route table: everything the router, the policy
+// check and the API document need to know about an endpoint.
+type route struct {
+	method   string
+	path     string // echo syntax: /v1/projects/:id
+	policy   middleware.Policy
+	handler  echo.HandlerFunc
+	query    []string // the query parameters it takes; any other is 400
+	produces string   // the media type of its success answer; "" = application/json
+	doc      routeDoc
+}
+
+// routeDoc describes a route for the OpenAPI document.
+type routeDoc struct {
+	id       string // operationId
+	summary  string
+	tag      string
+	request  any   // zero value of the request body type; nil = no body
+	response any   // zero value of the success body type; nil = no body
+	status   int   // success status
+	errors   []int // error statuses beyond the ones every route can answer
+}
+
+// mediaType is the route's success media type.
+func (r route) mediaType() string {
+	if r.produces == "" {
+		return echo.MIMEApplicationJSON
+	}
+	return r.produces
+}
+
+// register adds every route to e behind its own middleware: the policy
+// (401/403), the query allowlist (400) and content negotiation (406). It
+// fails, and so does start-up, if a route has no valid policy or if two
+// routes claim the same method and path. Default deny: there is no way to
+// register a route around this.
+func register(e *echo.Echo, routes []route, auth middleware.Authenticator) error {
+	seen := map[string]bool{}
+	for _, r := range routes {
+		key := r.method + " " + r.path
+		if !r.policy.Valid() {
+			return fmt.Errorf("route %s has no valid policy", key)
+		}
+		if r.handler == nil {
+			return fmt.Errorf("route %s has no handler", key)
+		}
+		if seen[key] {
+			return fmt.Errorf("route %s is registered twice", key)
+		}
+		seen[key] = true
+		e.Add(r.method, r.path, r.handler,
+			middleware.Enforce(r.policy, auth),
+			middleware.StrictQuery(r.query...),
+			middleware.Produces(r.mediaType()),
+		)
+	}
+	return nil
+}
+
+// paged lists the query parameters of list endpoints.
+var paged = []string{"limit", "cursor"}
+
+// routes is the route table of the API. Every endpoint is here, with its
+// policy; the API document is generated from this same table.
+func (s *server) routes() []route {
+	pub := middleware.Public()
+	authn := middleware.Authenticated()
+	read := middleware.Owner("projects:read")
+	write := middleware.Owner("projects:write")
+	admin := middleware.Admin()
+	a, p, t, rep, adm, m := s.accounts, s.projects, s.tasks, s.reports, s.admin, s.meta
+	return []route{
+		{method: http.MethodGet, path: "/", policy: pub, handler: m.index, doc: m.indexDoc()},
+		{method: http.MethodGet, path: "/healthz", policy: pub, handler: m.healthz, doc: m.healthzDoc()},
+		{method: http.MethodGet, path: "/readyz", policy: pub, handler: m.readyz, doc: m.readyzDoc()},
+		{method: http.MethodGet, path: "/openapi.json", policy: pub, handler: m.openapi, doc: m.openapiDoc()},
+
+		{method: http.MethodPost, path: "/v1/auth/register", policy: pub, handler: a.register, doc: a.registerDoc()},
+		{method: http.MethodPost, path: "/v1/auth/login", policy: pub, handler: a.login, doc: a.loginDoc()},
+		{method: http.MethodPost, path: "/v1/auth/logout", policy: authn, handler: a.logout, doc: a.logoutDoc()},
+		{method: http.MethodGet, path: "/v1/me", policy: authn, handler: a.me, doc: a.meDoc()},
+		{method: http.MethodPost, path: "/v1/me/password", policy: authn, handler: a.changePassword, doc: a.changePasswordDoc()},
+
+		{method: http.MethodPost, path: "/v1/projects", policy: write, handler: p.create, doc: p.createDoc()},
+		{method: http.MethodGet, path: "/v1/projects", policy: read, handler: p.list, query: paged, doc: p.listDoc()},
+		{method: http.MethodGet, path: "/v1/projects/:id", policy: read, handler: p.get, doc: p.getDoc()},
+		{method: http.MethodPatch, path: "/v1/projects/:id", policy: write, handler: p.update, doc: p.updateDoc()},
+		{method: http.MethodDelete, path: "/v1/projects/:id", policy: write, handler: p.delete, doc: p.deleteDoc()},
+		{method: http.MethodGet, path: "/v1/projects/:id/report", policy: read, handler: rep.report, produces: mimeHTML, doc: rep.reportDoc()},
+
+		{method: http.MethodPost, path: "/v1/projects/:id/tasks", policy: write, handler: t.create, doc: t.createDoc()},
+		{method: http.MethodGet, path: "/v1/projects/:id/tasks", policy: read, handler: t.list, query: paged, doc: t.listDoc()},
+		{method: http.MethodGet, path: "/v1/projects/:id/tasks/:task_id", policy: read, handler: t.get, doc: t.getDoc()},
+		{method: http.MethodPatch, path: "/v1/projects/:id/tasks/:task_id", policy: write, handler: t.update, doc: t.updateDoc()},
+		{method: http.MethodDelete, path: "/v1/projects/:id/tasks/:task_id", policy: write, handler: t.delete, doc: t.deleteDoc()},
+
+		{method: http.MethodGet, path: "/v1/admin/users", policy: admin, handler: adm.listUsers, query: paged, doc: adm.listUsersDoc()},
+		{method: http.MethodPost, path: "/v1/admin/users/:id/lock", policy: admin, handler: adm.lock, doc: adm.lockDoc()},
+		{method: http.MethodPost, path: "/v1/admin/users/:id/unlock", policy: admin, handler: adm.unlock, doc: adm.unlockDoc()},
+	}
+}

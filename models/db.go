@@ -1,0 +1,330 @@
+package models
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/jmoiron/sqlx"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Dialect names the SQL database behind a DB.
+type Dialect string
+
+// The supported dialects.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// DatabaseURL is a parsed APP_DATABASE_URL: which dialect it selects and
+// the facts start-up checks need. It never holds the password in a form
+// that is printed: use Redacted for logs.
+type DatabaseURL struct {
+	Dialect Dialect
+	// Path is the SQLite file (SQLite only).
+	Path string
+	// Hosts are the PostgreSQL hosts, fallbacks included (PostgreSQL only).
+	Hosts []string
+	// TLSVerified is true when every PostgreSQL connection attempt uses TLS
+	// with certificate and host-name verification (sslmode=verify-full).
+	TLSVerified bool
+
+	raw string
+	pg  *pgx.ConnConfig
+}
+
+// ParseDatabaseURL reads a database URL: a postgres:// or postgresql:// URL
+// selects PostgreSQL; "sqlite:PATH" (or a bare file path) selects SQLite.
+// The error never repeats the URL, which may hold a password.
+func ParseDatabaseURL(raw string) (DatabaseURL, error) {
+	switch {
+	case raw == "":
+		return DatabaseURL{}, errors.New("is empty")
+	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
+		cfg, err := pgx.ParseConfig(raw)
+		if err != nil {
+			return DatabaseURL{}, errors.New("is not a valid PostgreSQL URL")
+		}
+		u := DatabaseURL{Dialect: Postgres, raw: raw, pg: cfg, TLSVerified: true}
+		all := append([]*pgconn.FallbackConfig{{Host: cfg.Host, Port: cfg.Port, TLSConfig: cfg.TLSConfig}}, cfg.Fallbacks...)
+		for _, fb := range all {
+			u.Hosts = append(u.Hosts, fb.Host)
+			if fb.TLSConfig == nil || fb.TLSConfig.InsecureSkipVerify {
+				u.TLSVerified = false
+			}
+		}
+		return u, nil
+	default:
+		path := strings.TrimPrefix(strings.TrimPrefix(raw, "sqlite://"), "sqlite:")
+		if path == "" {
+			return DatabaseURL{}, errors.New("names no SQLite file")
+		}
+		if strings.ContainsAny(path, "?#") {
+			return DatabaseURL{}, errors.New("SQLite path must not contain '?' or '#'")
+		}
+		return DatabaseURL{Dialect: SQLite, Path: path, raw: raw}, nil
+	}
+}
+
+// Redacted returns the URL with any password replaced by "xxxxx", for logs.
+func (u DatabaseURL) Redacted() string {
+	if u.Dialect == SQLite {
+		return "sqlite:" + u.Path
+	}
+	p, err := url.Parse(u.raw)
+	if err != nil {
+		return "postgres://(unparseable)"
+	}
+	return p.Redacted()
+}
+
+// AllHostsLoopback reports whether every PostgreSQL host is a loopback
+// address, "localhost" or a Unix socket.
+func (u DatabaseURL) AllHostsLoopback() bool {
+	for _, h := range u.Hosts {
+		if strings.HasPrefix(h, "/") || h == "localhost" {
+			continue
+		}
+		ip := net.ParseIP(h)
+		if ip == nil || !ip.IsLoopback() {
+			return false
+		}
+	}
+	return true
+}
+
+// DB is the application's database handle: sqlx over SQLite or PostgreSQL.
+// Its query helpers are unexported, so only this package runs SQL, and each
+// one rebinds the '?' placeholders of our constant queries for the dialect
+// and translates driver errors into kinds.
+type DB struct {
+	x       *sqlx.DB
+	dialect Dialect
+	rebinds sync.Map // query text -> dialect-specific query text
+}
+
+// OpenDB opens the database named by u and checks that it answers. For
+// SQLite the file's folder is created (0700) and the connection runs with
+// WAL, foreign keys and a busy timeout. The caller closes the DB.
+func OpenDB(ctx context.Context, u DatabaseURL) (*DB, error) {
+	var (
+		x   *sqlx.DB
+		err error
+	)
+	switch u.Dialect {
+	case SQLite:
+		x, err = openSQLite(u.Path)
+	case Postgres:
+		x, err = openPostgres(u.pg)
+	default:
+		return nil, fmt.Errorf("unknown dialect %q", u.Dialect)
+	}
+	if err != nil {
+		return nil, err
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := x.PingContext(pingCtx); err != nil {
+		_ = x.Close()
+		return nil, fmt.Errorf("database does not answer: %w", err)
+	}
+	return &DB{x: x, dialect: u.Dialect}, nil
+}
+
+// SQLiteDSN is the driver connection string used for a SQLite file: WAL
+// journal, foreign keys enforced, a 5 s busy timeout, IMMEDIATE write
+// transactions (so two writers queue instead of failing mid-transaction)
+// and a sortable UTC time format.
+func SQLiteDSN(path string) string {
+	return "file:" + path + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)" +
+		"&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)&_txlock=immediate&_time_format=sqlite"
+}
+
+func openSQLite(path string) (*sqlx.DB, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create the database folder: %w", err)
+		}
+	}
+	x, err := sqlx.Open("sqlite", SQLiteDSN(path))
+	if err != nil {
+		return nil, err
+	}
+	// One writer at a time is all SQLite allows; a small pool keeps readers
+	// concurrent under WAL without piling up writers behind the busy timeout.
+	x.SetMaxOpenConns(4)
+	x.SetMaxIdleConns(4)
+	return x, nil
+}
+
+func openPostgres(cfg *pgx.ConnConfig) (*sqlx.DB, error) {
+	if cfg == nil {
+		return nil, errors.New("no PostgreSQL configuration")
+	}
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(20)
+	db.SetMaxIdleConns(10)
+	db.SetConnMaxLifetime(30 * time.Minute)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	// sqlx picks the placeholder style from the driver name. The pgx v5
+	// stdlib driver registers itself as "pgx/v5" as well as "pgx"; sqlx only
+	// knows "pgx", and with an unknown name it would leave '?' in place,
+	// which PostgreSQL rejects. Naming the driver "pgx" here selects $1
+	// placeholders; a test checks the rebinding.
+	return sqlx.NewDb(db, "pgx"), nil
+}
+
+// OpenRawDB opens a second, plain database/sql handle on the same database,
+// for tools that take ownership of their handle (the migrator closes it).
+func OpenRawDB(u DatabaseURL) (*sql.DB, error) {
+	switch u.Dialect {
+	case SQLite:
+		return sql.Open("sqlite", SQLiteDSN(u.Path))
+	case Postgres:
+		return stdlib.OpenDB(*u.pg), nil
+	}
+	return nil, fmt.Errorf("unknown dialect %q", u.Dialect)
+}
+
+// Dialect reports which database this is.
+func (db *DB) Dialect() Dialect { return db.dialect }
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.x.PingContext(ctx); err != nil {
+		return &Error{Kind: KindUnavailable, Cause: err}
+	}
+	return nil
+}
+
+// Close closes the connection pool.
+func (db *DB) Close() error { return db.x.Close() }
+
+// rebind turns the '?' placeholders of a constant query into the dialect's
+// own. Results are cached: the set of queries is fixed at compile time.
+func (db *DB) rebind(query string) string {
+	if db.dialect == SQLite {
+		return query
+	}
+	if q, ok := db.rebinds.Load(query); ok {
+		return q.(string)
+	}
+	q := db.x.Rebind(query)
+	db.rebinds.Store(query, q)
+	return q
+}
+
+// runner is what both a DB and a transaction can run statements on.
+type runner interface {
+	GetContext(ctx context.Context, dest any, query string, args ...any) error
+	SelectContext(ctx context.Context, dest any, query string, args ...any) error
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// q runs statements on a runner for a DB. Every query passed to it must be a
+// constant; the SQL test enforces that for all callers.
+type q struct {
+	db *DB
+	r  runner
+}
+
+func (db *DB) q() q { return q{db: db, r: db.x} }
+
+func (q q) get(ctx context.Context, dest any, query string, args ...any) error {
+	return translate(q.r.GetContext(ctx, dest, q.db.rebind(query), args...))
+}
+
+func (q q) sel(ctx context.Context, dest any, query string, args ...any) error {
+	return translate(q.r.SelectContext(ctx, dest, q.db.rebind(query), args...))
+}
+
+func (q q) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	res, err := q.r.ExecContext(ctx, q.db.rebind(query), args...)
+	if err != nil {
+		return 0, translate(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, Internal(err)
+	}
+	return n, nil
+}
+
+// tx runs fn in a transaction, committing when fn returns nil and rolling
+// back otherwise (a panic rolls back too).
+func (db *DB) tx(ctx context.Context, fn func(q q) error) (err error) {
+	t, err := db.x.BeginTxx(ctx, nil)
+	if err != nil {
+		return translate(err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = t.Rollback()
+			panic(p)
+		}
+		if err != nil {
+			_ = t.Rollback()
+		}
+	}()
+	if err = fn(q{db: db, r: t}); err != nil {
+		return err
+	}
+	return translate(t.Commit())
+}
+
+// translate turns driver errors into kinds, once, by error code (never by
+// message text). Errors that are already classified pass through.
+func translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return &Error{Kind: KindNotFound, Cause: err}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return &Error{Kind: KindUnavailable, Cause: err}
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "23505": // unique_violation
+			return &Error{Kind: KindConflict, Cause: err}
+		case "23503": // foreign_key_violation: the parent is gone
+			return &Error{Kind: KindNotFound, Cause: err}
+		case "57014", "57P01", "57P02", "57P03", "53300": // canceled, shutdown, too many connections
+			return &Error{Kind: KindUnavailable, Cause: err}
+		}
+		return Internal(err)
+	}
+	var liteErr *sqlite.Error
+	if errors.As(err, &liteErr) {
+		switch liteErr.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return &Error{Kind: KindConflict, Cause: err}
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			return &Error{Kind: KindNotFound, Cause: err}
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return &Error{Kind: KindUnavailable, Cause: err}
+		}
+		return Internal(err)
+	}
+	return Internal(err)
+}

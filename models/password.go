@@ -1,0 +1,150 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/alexedwards/argon2id"
+	"github.com/trustelem/zxcvbn/frequency"
+	"golang.org/x/text/unicode/norm"
+)
+
+// DefaultArgon2Params are the Argon2id parameters for new hashes: the OWASP
+// Password Storage Cheat Sheet minimum (m=19456 KiB, t=2, p=1), with a
+// 16-byte random salt and a 32-byte key. About 20-40 ms on one core; the
+// memory cost is what defeats GPU cracking. Stored hashes carry their own
+// parameters, so raising these later rehashes each user at the next login.
+var DefaultArgon2Params = argon2id.Params{
+	Memory:      19 * 1024,
+	Iterations:  2,
+	Parallelism: 1,
+	SaltLength:  16,
+	KeyLength:   32,
+}
+
+// Password length bounds, counted in Unicode code points after NFC. The upper
+// bound stops long-password denial of service while accepting any passphrase.
+const (
+	PasswordMinLength = 12
+	PasswordMaxLength = 128
+)
+
+// PasswordHasher hashes and verifies passwords with Argon2id. Each hash
+// takes ~19 MiB and a core for tens of milliseconds, so the hasher admits at
+// most one hash per CPU at a time: a burst of logins queues instead of
+// exhausting memory.
+type PasswordHasher struct {
+	params argon2id.Params
+	slots  chan struct{}
+}
+
+// NewPasswordHasher returns a hasher using params.
+func NewPasswordHasher(params argon2id.Params) *PasswordHasher {
+	return &PasswordHasher{params: params, slots: make(chan struct{}, runtime.GOMAXPROCS(0))}
+}
+
+func (h *PasswordHasher) acquire(ctx context.Context) error {
+	select {
+	case h.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return &Error{Kind: KindUnavailable, Cause: ctx.Err()}
+	}
+}
+
+func (h *PasswordHasher) release() { <-h.slots }
+
+// NormalizePassword returns the NFC form of a password, the form that is
+// hashed and checked, so that the same passphrase typed on two systems that
+// compose accents differently still matches.
+func NormalizePassword(pw string) string { return norm.NFC.String(pw) }
+
+// Hash returns the encoded Argon2id hash of the NFC form of password.
+func (h *PasswordHasher) Hash(ctx context.Context, password string) (string, error) {
+	if err := h.acquire(ctx); err != nil {
+		return "", err
+	}
+	defer h.release()
+	hash, err := argon2id.CreateHash(NormalizePassword(password), &h.params)
+	if err != nil {
+		return "", Internal(err)
+	}
+	return hash, nil
+}
+
+// Verify reports whether password matches the encoded hash, and whether the
+// hash was made with other parameters than the current ones and should be
+// replaced. The comparison is constant-time.
+func (h *PasswordHasher) Verify(ctx context.Context, password, hash string) (match, rehash bool, err error) {
+	if err := h.acquire(ctx); err != nil {
+		return false, false, err
+	}
+	defer h.release()
+	match, params, err := argon2id.CheckHash(NormalizePassword(password), hash)
+	if err != nil {
+		return false, false, Internal(err)
+	}
+	return match, match && *params != h.params, nil
+}
+
+// PasswordPolicy decides whether a new password is acceptable: length
+// 12-128 after NFC, not a known common or breached password, and not the
+// account's own e-mail or name. There are no composition rules (NIST 800-63B,
+// ASVS 6.2): they make passwords harder to remember, not to guess.
+type PasswordPolicy struct {
+	common map[string]struct{}
+}
+
+// CommonPasswordsSource names where the blocklist comes from, for the README
+// and the OpenAPI document.
+const CommonPasswordsSource = "github.com/trustelem/zxcvbn frequency list \"passwords\" " +
+	"(zxcvbn's list of the 30,000 most common passwords from leaked-password corpora; MIT licence)"
+
+// NewPasswordPolicy builds the policy and its blocklist. The list comes from
+// the zxcvbn Go port's embedded frequency lists (MIT): ~30,000 passwords
+// most often seen in breaches, compared case-insensitively.
+func NewPasswordPolicy() (*PasswordPolicy, error) {
+	list := frequency.FrequencyLists["passwords"]
+	if len(list) < 10000 {
+		return nil, errors.New("common-password list is missing or too short")
+	}
+	common := make(map[string]struct{}, len(list))
+	for _, pw := range list {
+		common[strings.ToLower(pw)] = struct{}{}
+	}
+	return &PasswordPolicy{common: common}, nil
+}
+
+// CommonPasswordCount is the size of the blocklist.
+func (p *PasswordPolicy) CommonPasswordCount() int { return len(p.common) }
+
+// Check returns "" when password is acceptable for an account with the given
+// e-mail and display name, or a client-safe message saying which rule it
+// breaks. It never repeats the password.
+func (p *PasswordPolicy) Check(password, email, displayName string) string {
+	if !utf8.ValidString(password) {
+		return "must be valid UTF-8"
+	}
+	pw := NormalizePassword(password)
+	switch n := utf8.RuneCountInString(pw); {
+	case n < PasswordMinLength:
+		return "must be at least 12 characters"
+	case n > PasswordMaxLength:
+		return "must be at most 128 characters"
+	}
+	lower := strings.ToLower(pw)
+	if _, bad := p.common[lower]; bad {
+		return "is too common: it appears in lists of breached passwords"
+	}
+	// Context-specific words (ASVS 6.2.11): the account's own identifiers.
+	local, _, _ := strings.Cut(strings.ToLower(email), "@")
+	for _, word := range []string{strings.ToLower(email), local, strings.ToLower(NormalizeText(displayName))} {
+		if word != "" && lower == word {
+			return "must not be your e-mail address or name"
+		}
+	}
+	return ""
+}
