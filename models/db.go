@@ -76,20 +76,86 @@ func ParseDatabaseURL(raw string) (DatabaseURL, error) {
 		if strings.ContainsAny(path, "?#") {
 			return DatabaseURL{}, errors.New("SQLite path must not contain '?' or '#'")
 		}
+		// A URL of another scheme (POSTGRES://, mysql://) is a mistake, not
+		// a file name: taken as one, its password would end up in a file
+		// name and in the logs.
+		if strings.Contains(path, "://") || looksLikeLibpqDSN(path) {
+			return DatabaseURL{}, errors.New("is neither a postgres:// URL nor a SQLite path")
+		}
 		return DatabaseURL{Dialect: SQLite, Path: path, raw: raw}, nil
 	}
 }
 
-// Redacted returns the URL with any password replaced by "xxxxx", for logs.
+// looksLikeLibpqDSN spots a keyword/value connection string ("host=db
+// password=x"), which must not be taken for a file name either.
+func looksLikeLibpqDSN(s string) bool {
+	for _, f := range strings.Fields(s) {
+		k, _, ok := strings.Cut(f, "=")
+		switch k {
+		case "host", "hostaddr", "port", "dbname", "user", "password", "sslmode", "passfile":
+			if ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Redacted returns the URL with any password replaced by "xxxxx", for logs:
+// the one in the user-info part and query parameters naming a password
+// (?password=, ?sslpassword=, which pgx accepts). Should the password pgx
+// read still show, because net/url splits an odd URL differently from pgx,
+// nothing of the URL is shown.
 func (u DatabaseURL) Redacted() string {
 	if u.Dialect == SQLite {
 		return "sqlite:" + u.Path
 	}
-	p, err := url.Parse(u.raw)
+	out := RedactURL(u.raw)
+	if pw := u.password(); pw != "" {
+		for _, form := range []string{pw, url.PathEscape(pw), url.QueryEscape(pw)} {
+			if strings.Contains(out, form) {
+				return "postgres://(not shown)"
+			}
+		}
+	}
+	return out
+}
+
+// RedactURL returns raw with its password removed wherever a URL holds one:
+// the user-info part and any query parameter whose name contains
+// "password". A value that does not parse is not shown at all, since its
+// password cannot be located.
+func RedactURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	p, err := url.Parse(raw)
 	if err != nil {
-		return "postgres://(unparseable)"
+		return "(not shown: not a valid URL)"
+	}
+	q, err := url.ParseQuery(p.RawQuery)
+	if err != nil {
+		p.RawQuery = "(not shown)"
+	} else {
+		masked := false
+		for k := range q {
+			if strings.Contains(strings.ToLower(k), "password") {
+				q.Set(k, "xxxxx")
+				masked = true
+			}
+		}
+		if masked {
+			p.RawQuery = q.Encode()
+		}
 	}
 	return p.Redacted()
+}
+
+func (u DatabaseURL) password() string {
+	if u.pg == nil {
+		return ""
+	}
+	return u.pg.Password
 }
 
 // AllHostsLoopback reports whether every PostgreSQL host is a loopback

@@ -1,6 +1,10 @@
 package models
 
-import "context"
+import (
+	"context"
+	"database/sql"
+	"testing"
+)
 
 // Test-only access to internals for the external models_test package.
 
@@ -25,3 +29,61 @@ func (db *DB) ExecForTest(ctx context.Context, query string, args ...any) (int64
 
 // RebindForTest exposes the placeholder rebinding.
 func (db *DB) RebindForTest(query string) string { return db.rebind(query) }
+
+// QueryBytesForTest runs a constant query returning one byte string.
+func (db *DB) QueryBytesForTest(ctx context.Context, query string, args ...any) ([]byte, error) {
+	var b []byte
+	err := db.q().get(ctx, &b, query, args...)
+	return b, err
+}
+
+// QueryRowsForTest runs a constant query and returns every column of every
+// row as the driver delivered it.
+func (db *DB) QueryRowsForTest(ctx context.Context, query string, args ...any) ([][]any, error) {
+	rows, err := db.x.QueryxContext(ctx, db.rebind(query), args...)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	var out [][]any
+	for rows.Next() {
+		vals, err := rows.SliceScan()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, vals)
+	}
+	return out, rows.Err()
+}
+
+// ConnsForTest takes n connections from the pool at once, so that each is a
+// separate connection; they go back to the pool when the test ends.
+func (db *DB) ConnsForTest(tb testing.TB, n int) []*sql.Conn {
+	tb.Helper()
+	conns := make([]*sql.Conn, 0, n)
+	for range n {
+		c, err := db.x.DB.Conn(context.Background())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { _ = c.Close() })
+		conns = append(conns, c)
+	}
+	return conns
+}
+
+// MaxOpenConnsForTest reports the pool's connection limit.
+func (db *DB) MaxOpenConnsForTest() int { return db.x.Stats().MaxOpenConnections }
+
+// HoldSlotsForTest takes every hashing slot of h, so that the next Hash or
+// Verify has to wait; the returned function gives them back.
+func (h *PasswordHasher) HoldSlotsForTest() (release func()) {
+	for range cap(h.slots) {
+		h.slots <- struct{}{}
+	}
+	return func() {
+		for range cap(h.slots) {
+			<-h.slots
+		}
+	}
+}

@@ -90,8 +90,10 @@ func (c *CursorCodec) Decode(scope, cursor string) (int64, error) {
 	if len(cursor) > 64 {
 		return 0, bad
 	}
+	// Even strict decoding skips '\r' and '\n'; only the exact text that
+	// Encode wrote is a cursor, so re-encoding must give it back.
 	b, err := base64.RawURLEncoding.Strict().DecodeString(cursor)
-	if err != nil || len(b) != cursorLen || b[0] != cursorVersion {
+	if err != nil || len(b) != cursorLen || b[0] != cursorVersion || base64.RawURLEncoding.EncodeToString(b) != cursor {
 		return 0, bad
 	}
 	after := int64(binary.BigEndian.Uint64(b[1:9]))

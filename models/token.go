@@ -42,6 +42,9 @@ func wellFormedToken(token, prefix string) bool {
 	if !ok || len(rest) != tokenEncodedLen {
 		return false
 	}
-	_, err := base64.RawURLEncoding.Strict().DecodeString(rest)
-	return err == nil
+	// Even strict decoding skips '\r' and '\n', so a token with a line
+	// break in place of a character would decode; only the exact text that
+	// re-encoding gives back is a token of ours.
+	b, err := base64.RawURLEncoding.Strict().DecodeString(rest)
+	return err == nil && base64.RawURLEncoding.EncodeToString(b) == rest
 }
