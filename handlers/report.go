@@ -86,7 +86,8 @@ func (h *reportHandlers) report(c echo.Context) error {
 		return models.Internal(err)
 	}
 	c.Response().Header().Set("Content-Security-Policy", reportCSP(nonce))
-	return c.HTMLBlob(http.StatusOK, buf.Bytes())
+	// c.HTMLBlob would send "charset=UTF-8"; the route declares mimeHTML.
+	return c.Blob(http.StatusOK, mimeHTML, buf.Bytes())
 }
 
 func (h *reportHandlers) reportDoc() routeDoc {

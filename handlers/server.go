@@ -37,20 +37,27 @@ type server struct {
 // New builds the echo instance that serves the API: error handler, global
 // middleware, and the route table with a policy on every route.
 func New(d Deps) (*echo.Echo, error) {
+	e, _, err := newEcho(d)
+	return e, err
+}
+
+// newEcho is New, also returning the route table it registered, so that the
+// package's tests can hold every route of that table to its contract.
+func newEcho(d Deps) (*echo.Echo, []route, error) {
 	if d.DB == nil || d.Accounts == nil || d.Cursors == nil || d.Logger == nil {
-		return nil, errors.New("handlers: DB, Accounts, Cursors and Logger are required")
+		return nil, nil, errors.New("handlers: DB, Accounts, Cursors and Logger are required")
 	}
 	if d.BodyLimit <= 0 {
 		d.BodyLimit = DefaultBodyLimit
 	}
 	val, err := newValidate()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	k := kit{dec: decoder{limit: d.BodyLimit}, val: val, cursors: d.Cursors}
 	reports, err := newReportHandlers(d.DB)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s := &server{
 		accounts: &accountHandlers{kit: k, accounts: d.Accounts},
@@ -88,9 +95,9 @@ func New(d Deps) (*echo.Echo, error) {
 	routes := s.routes()
 	s.meta.doc = openAPIDocument(routes, d.Version)
 	if err := register(e, routes, d.Accounts); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return e, nil
+	return e, routes, nil
 }
 
 // requestLogger logs one structured line per request: never the query

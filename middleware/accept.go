@@ -27,8 +27,13 @@ func Produces(mediaType string) echo.MiddlewareFunc {
 
 // Accepts reports whether the Accept header value admits mediaType: some
 // media range with a non-zero quality matches it exactly, by type (type/*) or
-// as */*. Malformed ranges are ignored.
+// as */*. Parameters of mediaType (such as charset) are not part of the
+// match: "Accept: text/html" admits "text/html; charset=utf-8". Malformed
+// ranges are ignored.
 func Accepts(header, mediaType string) bool {
+	if mt, _, err := mime.ParseMediaType(mediaType); err == nil {
+		mediaType = mt
+	}
 	typ, _, _ := strings.Cut(mediaType, "/")
 	for _, part := range strings.Split(header, ",") {
 		part = strings.TrimSpace(part)
