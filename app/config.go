@@ -231,16 +231,12 @@ func inTempDir(path string) bool {
 // Redacted returns the configuration as "NAME=value" lines with secrets
 // and passwords removed, for `rampart config` and the start-up log.
 func (c Config) Redacted() []string {
-	redis := c.RedisURL
-	if u, err := url.Parse(redis); err == nil && redis != "" {
-		redis = u.Redacted()
-	}
 	return []string{
 		"APP_ENV=" + c.Env,
 		"APP_ADDR=" + c.Addr,
 		"APP_DATA_DIR=" + c.DataDir,
 		"APP_DATABASE_URL=" + c.Database.Redacted(),
-		"APP_REDIS_URL=" + redis,
+		"APP_REDIS_URL=" + models.RedactURL(c.RedisURL),
 		"APP_CORS_ORIGINS=" + strings.Join(c.CORSOrigins, ","),
 		"APP_TLS_CERT_FILE=" + c.TLSCertFile,
 		"APP_TLS_KEY_FILE=" + c.TLSKeyFile,

@@ -12,11 +12,25 @@ import (
 func migrateCmd(args []string, env Env) error {
 	fs := newFlagSet("migrate")
 	yes := fs.Bool("yes", false, "confirm a roll-back in production")
-	if err := fs.Parse(args); err != nil {
-		return usageError{"migrate: " + err.Error()}
+	// Flags may come before or after the action: the refusal below tells
+	// people to "add --yes", and `migrate down --yes` is how they will.
+	var actions []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return usageError{"migrate: " + err.Error()}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		actions = append(actions, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
-	if fs.NArg() != 1 {
+	if len(actions) != 1 {
 		return usageError{"migrate needs exactly one of up, down, status"}
+	}
+	action := actions[0]
+	if action != "up" && action != "down" && action != "status" {
+		return usageError{fmt.Sprintf("migrate: unknown action %q; use up, down or status", safeArg(action))}
 	}
 	cfg, err := LoadConfig(env.Getenv)
 	if err != nil {
@@ -27,7 +41,7 @@ func migrateCmd(args []string, env Env) error {
 		return err
 	}
 	defer mg.Close()
-	switch fs.Arg(0) {
+	switch action {
 	case "up":
 		if err := mg.Up(); err != nil {
 			return err
@@ -39,9 +53,6 @@ func migrateCmd(args []string, env Env) error {
 		if err := mg.Down(); err != nil {
 			return err
 		}
-	case "status":
-	default:
-		return usageError{fmt.Sprintf("migrate: unknown action %q; use up, down or status", safeArg(fs.Arg(0)))}
 	}
 	st, err := mg.Status()
 	if err != nil {

@@ -137,7 +137,9 @@ func devKey(store *SecretStore, cfg Config, name string, minLen int, log *slog.L
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("keep development secret %s: %w", name, err)
 	}
-	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+	// Through a temporary file: os.WriteFile would keep the mode of an old,
+	// unusable file (say 0644) that it overwrites, and could leave half a key.
+	if err := writeFileAtomic(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("keep development secret %s: %w", name, err)
 	}
 	log.Warn("made a development secret; production refuses to run without a real one", "secret", name, "path", path)

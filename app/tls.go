@@ -58,7 +58,7 @@ func loadCertificate(cfg Config, log *slog.Logger) (tls.Certificate, error) {
 		if err != nil {
 			return tls.Certificate{}, fmt.Errorf("APP_TLS_CERT_FILE/APP_TLS_KEY_FILE: cannot load the key pair: %w", err)
 		}
-		if cfg.Env == EnvProduction && selfSigned(cert.Leaf) {
+		if cfg.Env == EnvProduction && selfSigned(cert) {
 			return tls.Certificate{}, errors.New("APP_TLS_CERT_FILE is self-signed: production needs a certificate from a CA")
 		}
 		return cert, nil
@@ -69,8 +69,23 @@ func loadCertificate(cfg Config, log *slog.Logger) (tls.Certificate, error) {
 	return devCertificate(filepath.Join(cfg.DataDir, "tls"), log)
 }
 
-func selfSigned(c *x509.Certificate) bool {
-	return c != nil && c.CheckSignatureFrom(c) == nil
+// selfSigned reports whether the leaf certificate is signed by its own key.
+// It checks the signature itself: CheckSignatureFrom(leaf) would first
+// refuse the leaf as an issuer because it is not a CA, and so call every
+// self-signed server certificate CA-issued. A leaf that does not parse
+// counts as self-signed (fail closed).
+func selfSigned(cert tls.Certificate) bool {
+	leaf := cert.Leaf
+	if leaf == nil {
+		if len(cert.Certificate) == 0 {
+			return true
+		}
+		var err error
+		if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			return true
+		}
+	}
+	return leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil
 }
 
 // devCertificate loads dir/dev-cert.pem and dev-key.pem, or makes them: an
@@ -88,12 +103,13 @@ func devCertificate(dir string, log *slog.Logger) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	now := time.Now()
+	// Back-dated an hour for clock skew; the lifetime stays devCertValidity.
+	notBefore := time.Now().Add(-time.Hour)
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: "localhost", Organization: []string{"Rampart development"}},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(devCertValidity),
+		NotBefore:             notBefore,
+		NotAfter:              notBefore.Add(devCertValidity),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,

@@ -1,0 +1,318 @@
+package app
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-go/rampart/models"
+)
+
+func TestLoadConfigDefaults(t *testing.T) {
+	cfg, err := LoadConfig(vars{}.get)
+	if err != nil {
+		t.Fatalf("LoadConfig with nothing set: %v", err)
+	}
+	want := Config{
+		Env:         EnvDevelopment,
+		Addr:        "localhost:8443",
+		DataDir:     "data",
+		Secrets:     SecretsSource{Kind: SecretsEnv},
+		SessionIdle: 15 * time.Minute,
+		SessionMax:  4 * time.Hour,
+		BodyLimit:   64 << 10,
+		LogLevel:    "info",
+	}
+	if cfg.Env != want.Env || cfg.Addr != want.Addr || cfg.DataDir != want.DataDir || cfg.Secrets != want.Secrets ||
+		cfg.SessionIdle != want.SessionIdle || cfg.SessionMax != want.SessionMax || cfg.BodyLimit != want.BodyLimit ||
+		cfg.LogLevel != want.LogLevel || cfg.RedisURL != "" || len(cfg.CORSOrigins) != 0 ||
+		cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
+		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
+	}
+	if cfg.Database.Dialect != models.SQLite || cfg.Database.Path != filepath.Join("data", "rampart.db") {
+		t.Errorf("default database: %s %q, want SQLite data/rampart.db", cfg.Database.Dialect, cfg.Database.Path)
+	}
+}
+
+// TestVariablesAreDocumented keeps `rampart help` (Variables) and `rampart
+// config` (Redacted) listing the same variables.
+func TestVariablesAreDocumented(t *testing.T) {
+	cfg, err := LoadConfig(vars{}.get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var printed, documented []string
+	for _, line := range cfg.Redacted() {
+		name, _, _ := strings.Cut(line, "=")
+		printed = append(printed, name)
+	}
+	for _, v := range Variables {
+		documented = append(documented, v.Name)
+	}
+	if !slices.Equal(printed, documented) {
+		t.Errorf("Redacted prints %v,\nVariables documents %v", printed, documented)
+	}
+}
+
+// configProblems runs LoadConfig and returns its problems, failing the test
+// if the error is not a *ConfigError.
+func configProblems(tb testing.TB, v vars) []string {
+	tb.Helper()
+	_, err := LoadConfig(v.get)
+	if err == nil {
+		return nil
+	}
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		tb.Fatalf("LoadConfig error is %T, want *ConfigError: %v", err, err)
+	}
+	if len(ce.Problems) == 0 {
+		tb.Fatalf("ConfigError without problems")
+	}
+	return ce.Problems
+}
+
+func TestLoadConfigRejectsEachBadVariable(t *testing.T) {
+	tests := []struct {
+		name, value string
+		names       string // what the problem must start with
+		extra       vars   // other variables for the case
+	}{
+		{"APP_ENV", "staging", "APP_ENV", nil},
+		{"APP_ENV", "Production", "APP_ENV", nil},
+		{"APP_ADDR", "localhost", "APP_ADDR", nil},
+		{"APP_ADDR", "localhost:0", "APP_ADDR", nil},
+		{"APP_ADDR", "localhost:65536", "APP_ADDR", nil},
+		{"APP_ADDR", "localhost:https", "APP_ADDR", nil},
+		{"APP_DATABASE_URL", "postgres://app@db.example.com:notaport/app", "APP_DATABASE_URL", nil},
+		{"APP_DATABASE_URL", "postgres://app@db.example.com/app?sslmode=sometimes", "APP_DATABASE_URL", nil},
+		{"APP_DATABASE_URL", "sqlite:", "APP_DATABASE_URL", nil},
+		{"APP_DATABASE_URL", "sqlite:/var/lib/rampart.db?mode=memory", "APP_DATABASE_URL", nil},
+		{"APP_REDIS_URL", "http://cache.example.com:6379", "APP_REDIS_URL", nil},
+		{"APP_REDIS_URL", "redis://", "APP_REDIS_URL", nil},
+		{"APP_CORS_ORIGINS", "*", "APP_CORS_ORIGINS", nil},
+		{"APP_CORS_ORIGINS", "http://evil.example", "APP_CORS_ORIGINS", nil},
+		{"APP_CORS_ORIGINS", "https://app.example.com,http://evil.example", "APP_CORS_ORIGINS", nil},
+		{"APP_CORS_ORIGINS", "https://*.example.com", "APP_CORS_ORIGINS", nil},
+		{"APP_CORS_ORIGINS", "https://app.example.com/path", "APP_CORS_ORIGINS", nil},
+		{"APP_CORS_ORIGINS", "https://user@app.example.com", "APP_CORS_ORIGINS", nil},
+		{"APP_CORS_ORIGINS", "null", "APP_CORS_ORIGINS", nil},
+		{"APP_CORS_ORIGINS", "http://localhost:3000", "APP_CORS_ORIGINS", vars{"APP_ENV": EnvProduction}},
+		{"APP_TLS_CERT_FILE", "/etc/rampart/cert.pem", "APP_TLS_CERT_FILE/APP_TLS_KEY_FILE", nil},
+		{"APP_TLS_KEY_FILE", "/etc/rampart/key.pem", "APP_TLS_CERT_FILE/APP_TLS_KEY_FILE", nil},
+		{"APP_SECRETS", "vault", "APP_SECRETS", nil},
+		{"APP_SECRETS", "file:", "APP_SECRETS", nil},
+		{"APP_SESSION_IDLE_TIMEOUT", "forever", "APP_SESSION_IDLE_TIMEOUT", nil},
+		{"APP_SESSION_IDLE_TIMEOUT", "10s", "APP_SESSION_IDLE_TIMEOUT", nil},
+		{"APP_SESSION_IDLE_TIMEOUT", "25h", "APP_SESSION_IDLE_TIMEOUT", nil},
+		{"APP_SESSION_ABSOLUTE_TIMEOUT", "0", "APP_SESSION_ABSOLUTE_TIMEOUT", nil},
+		{"APP_SESSION_ABSOLUTE_TIMEOUT", "1000h", "APP_SESSION_ABSOLUTE_TIMEOUT", nil},
+		// Idle longer than absolute: the idle limit could never apply.
+		{"APP_SESSION_IDLE_TIMEOUT", "2h", "APP_SESSION_IDLE_TIMEOUT", vars{"APP_SESSION_ABSOLUTE_TIMEOUT": "1h"}},
+		{"APP_BODY_LIMIT", "10", "APP_BODY_LIMIT", nil},
+		{"APP_BODY_LIMIT", "2097152", "APP_BODY_LIMIT", nil},
+		{"APP_BODY_LIMIT", "64k", "APP_BODY_LIMIT", nil},
+		{"APP_BODY_LIMIT", "-1", "APP_BODY_LIMIT", nil},
+		{"APP_LOG_LEVEL", "trace", "APP_LOG_LEVEL", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
+			v := tt.extra.with(tt.name, tt.value)
+			problems := configProblems(t, v)
+			if len(problems) != 1 {
+				t.Fatalf("problems = %q, want exactly one", problems)
+			}
+			if !strings.HasPrefix(problems[0], tt.names+" ") {
+				t.Errorf("problem %q does not start with %s", problems[0], tt.names)
+			}
+			_, err := LoadConfig(v.get)
+			if !strings.Contains(err.Error(), tt.names) {
+				t.Errorf("error %q does not name %s", err, tt.names)
+			}
+		})
+	}
+}
+
+func TestLoadConfigAcceptsGoodValues(t *testing.T) {
+	cfg, err := LoadConfig(vars{
+		"APP_ADDR":                     "127.0.0.1:9443",
+		"APP_CORS_ORIGINS":             " https://app.example.com , http://localhost:3000",
+		"APP_REDIS_URL":                "rediss://cache.example.com:6380/0",
+		"APP_SESSION_IDLE_TIMEOUT":     "30m",
+		"APP_SESSION_ABSOLUTE_TIMEOUT": "30m",
+		"APP_BODY_LIMIT":               "1048576",
+		"APP_LOG_LEVEL":                "debug",
+		"APP_SECRETS":                  "file:/run/secrets/rampart",
+	}.get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cfg.CORSOrigins, []string{"https://app.example.com", "http://localhost:3000"}) {
+		t.Errorf("CORSOrigins = %q", cfg.CORSOrigins)
+	}
+	if cfg.SessionIdle != 30*time.Minute || cfg.SessionMax != 30*time.Minute || cfg.BodyLimit != 1<<20 ||
+		cfg.Secrets != (SecretsSource{Kind: SecretsFile, Dir: "/run/secrets/rampart"}) {
+		t.Errorf("cfg = %+v", cfg)
+	}
+}
+
+func TestLoadConfigReportsEveryProblemAtOnce(t *testing.T) {
+	bad := vars{
+		"APP_ENV":          "staging",
+		"APP_ADDR":         "nowhere",
+		"APP_CORS_ORIGINS": "*",
+		"APP_BODY_LIMIT":   "1",
+		"APP_LOG_LEVEL":    "loud",
+	}
+	problems := configProblems(t, bad)
+	if len(problems) != len(bad) {
+		t.Errorf("problems = %q, want one per bad variable (%d)", problems, len(bad))
+	}
+	_, err := LoadConfig(bad.get)
+	for name := range bad {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error does not name %s: %v", name, err)
+		}
+	}
+}
+
+// productionVars is a production configuration without development
+// defaults (LoadConfig does not read the files it names).
+func productionVars() vars {
+	return vars{
+		"APP_ENV":           EnvProduction,
+		"APP_TLS_CERT_FILE": "/etc/rampart/tls/cert.pem",
+		"APP_TLS_KEY_FILE":  "/etc/rampart/tls/key.pem",
+		"APP_SECRETS":       "file:/run/secrets/rampart",
+		"APP_DATABASE_URL":  "sqlite:/var/lib/rampart/rampart.db",
+	}
+}
+
+func TestProductionRefusesDevelopmentDefaults(t *testing.T) {
+	if _, err := LoadConfig(productionVars().get); err != nil {
+		t.Fatalf("a production configuration without development defaults is refused: %v", err)
+	}
+	tests := []struct {
+		what string
+		v    vars
+		want []string // each must appear in the one problem
+	}{
+		{"no TLS files: self-made certificate", productionVars().with("APP_TLS_CERT_FILE", "", "APP_TLS_KEY_FILE", ""),
+			[]string{"APP_TLS_CERT_FILE", "self-made"}},
+		{"secrets from the environment", productionVars().with("APP_SECRETS", "env"),
+			[]string{"APP_SECRETS=env"}},
+		{"SQLite in the temporary folder", productionVars().with("APP_DATABASE_URL", "sqlite:"+filepath.Join(os.TempDir(), "rampart", "rampart.db")),
+			[]string{"APP_DATABASE_URL", "SQLite", "temporary"}},
+		{"SQLite in a temporary data folder", productionVars().with("APP_DATABASE_URL", "", "APP_DATA_DIR", filepath.Join(os.TempDir(), "rampart-data")),
+			[]string{"APP_DATABASE_URL", "temporary"}},
+		{"remote PostgreSQL without TLS settings", productionVars().with("APP_DATABASE_URL", "postgres://app@db.example.com/app"),
+			[]string{"APP_DATABASE_URL", "verify-full"}},
+		{"remote PostgreSQL with sslmode=require", productionVars().with("APP_DATABASE_URL", "postgres://app@db.example.com/app?sslmode=require"),
+			[]string{"APP_DATABASE_URL", "verify-full"}},
+		{"remote PostgreSQL with sslmode=verify-ca", productionVars().with("APP_DATABASE_URL", "postgres://app@db.example.com/app?sslmode=verify-ca"),
+			[]string{"APP_DATABASE_URL", "verify-full"}},
+		{"a loopback and a remote PostgreSQL host", productionVars().with("APP_DATABASE_URL", "postgres://app@127.0.0.1,db.example.com/app?sslmode=disable"),
+			[]string{"APP_DATABASE_URL", "verify-full"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.what, func(t *testing.T) {
+			problems := configProblems(t, tt.v)
+			if len(problems) != 1 {
+				t.Fatalf("problems = %q, want exactly one", problems)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(problems[0], w) {
+					t.Errorf("problem %q does not say %q", problems[0], w)
+				}
+			}
+		})
+	}
+
+	t.Run("all development defaults", func(t *testing.T) {
+		problems := configProblems(t, vars{"APP_ENV": EnvProduction, "APP_DATA_DIR": filepath.Join(os.TempDir(), "rampart-data")})
+		for _, w := range []string{"APP_TLS_CERT_FILE", "APP_SECRETS=env", "APP_DATABASE_URL"} {
+			if !slices.ContainsFunc(problems, func(p string) bool { return strings.HasPrefix(p, w) }) {
+				t.Errorf("problems %q do not name %s", problems, w)
+			}
+		}
+	})
+
+	for _, ok := range []string{
+		"postgres://app@db.example.com/app?sslmode=verify-full",
+		"postgres://app@127.0.0.1/app?sslmode=disable",
+		"postgres://app@localhost:5432/app",
+		"postgres://app@[::1]:5432/app",
+	} {
+		t.Run("accepts "+ok, func(t *testing.T) {
+			if _, err := LoadConfig(productionVars().with("APP_DATABASE_URL", ok).get); err != nil {
+				t.Errorf("refused: %v", err)
+			}
+		})
+	}
+}
+
+// The passwords used below; none may ever be printed.
+const (
+	dbPassword    = "dbPassw0rdSecret"
+	redisPassword = "redisPassw0rdSecret"
+)
+
+func TestRedactedHidesPasswords(t *testing.T) {
+	tests := []struct{ db, redis string }{
+		{"postgres://app:" + dbPassword + "@db.example.com/app?sslmode=verify-full",
+			"rediss://:" + redisPassword + "@cache.example.com:6380/0"},
+		{"postgres://app:" + dbPassword + "@db.example.com/app?sslmode=verify-full",
+			"redis://default:" + redisPassword + "@cache.example.com:6379/0"},
+		// libpq and pgx also take the password as a query parameter.
+		{"postgres://app@db.example.com/app?sslmode=verify-full&password=" + dbPassword,
+			"redis://cache.example.com:6379/0?password=" + redisPassword},
+		{"postgresql://app@db.example.com/app?sslmode=verify-full&sslpassword=" + dbPassword,
+			"redis://cache.example.com:6379/0"},
+	}
+	for _, tt := range tests {
+		cfg, err := LoadConfig(vars{"APP_DATABASE_URL": tt.db, "APP_REDIS_URL": tt.redis}.get)
+		if err != nil {
+			t.Fatalf("LoadConfig: %v", err)
+		}
+		out := strings.Join(cfg.Redacted(), "\n")
+		if strings.Contains(out, dbPassword) || strings.Contains(out, redisPassword) {
+			t.Errorf("Redacted shows a password:\n%s", out)
+		}
+		if !strings.Contains(out, "db.example.com") || !strings.Contains(out, "cache.example.com") {
+			t.Errorf("Redacted hides more than the passwords:\n%s", out)
+		}
+	}
+
+	// A value that does not parse cannot be redacted piece by piece, so it
+	// is not printed at all (Redacted of a Config that LoadConfig refused).
+	cfg := Config{RedisURL: "redis://:" + redisPassword + "%zz@cache.example.com"}
+	if out := strings.Join(cfg.Redacted(), "\n"); strings.Contains(out, redisPassword) {
+		t.Errorf("Redacted shows the password of an invalid Redis URL:\n%s", out)
+	}
+}
+
+func TestConfigErrorsNeverShowPasswords(t *testing.T) {
+	for _, v := range []vars{
+		{"APP_DATABASE_URL": "postgres://app:" + dbPassword + "@db.example.com:notaport/app"},
+		{"APP_DATABASE_URL": "postgres://app:" + dbPassword + "%zz@db.example.com/app"},
+		{"APP_DATABASE_URL": "postgres://app@db.example.com/app?sslmode=bogus&password=" + dbPassword},
+		{"APP_REDIS_URL": "http://:" + redisPassword + "@cache.example.com"},
+		{"APP_REDIS_URL": "redis://:" + redisPassword + "%zz@cache.example.com"},
+		{"APP_REDIS_URL": "redis://:" + redisPassword + "@"},
+		// Production refusals quote no URL either.
+		productionVars().with("APP_DATABASE_URL", "postgres://app:"+dbPassword+"@db.example.com/app"),
+	} {
+		_, err := LoadConfig(v.get)
+		if err == nil {
+			t.Errorf("%v accepted", v)
+			continue
+		}
+		if strings.Contains(err.Error(), dbPassword) || strings.Contains(err.Error(), redisPassword) {
+			t.Errorf("the error shows a password: %v", err)
+		}
+	}
+}

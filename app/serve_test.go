@@ -1,0 +1,275 @@
+package app
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// hangGuard bounds every wait in these tests. It is not a performance
+// assertion: it only turns a hang into a failure.
+const hangGuard = 2 * time.Minute
+
+// serveRun is `rampart serve` running in the test process.
+type serveRun struct {
+	addr    string // 127.0.0.1:port
+	dataDir string
+	stderr  *syncBuffer
+	cancel  context.CancelFunc
+	exited  chan struct{} // closed when Main returns
+	code    int           // Main's exit code, once exited is closed
+	client  *http.Client  // trusts the development certificate, nothing else
+}
+
+// startServe runs Main with no arguments (serve) on a free port of
+// 127.0.0.1 with a fresh data folder and waits until /healthz answers over
+// TLS, verified against the certificate serve made for itself.
+func startServe(tb testing.TB) *serveRun {
+	tb.Helper()
+	run := &serveRun{
+		addr:    "127.0.0.1:" + itoa(freePort(tb)),
+		dataDir: tb.TempDir(),
+		stderr:  &syncBuffer{},
+		exited:  make(chan struct{}),
+	}
+	env := vars{"APP_ADDR": run.addr, "APP_DATA_DIR": run.dataDir}
+	ctx, cancel := context.WithCancel(context.Background())
+	run.cancel = cancel
+	go func() {
+		defer close(run.exited)
+		run.code = Main(ctx, nil, Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: run.stderr, Getenv: env.get})
+	}()
+	tb.Cleanup(func() {
+		cancel()
+		select {
+		case <-run.exited:
+		case <-time.After(hangGuard):
+			tb.Errorf("serve did not stop")
+		}
+	})
+
+	deadline := time.Now().Add(hangGuard)
+	for {
+		select {
+		case <-run.exited:
+			tb.Fatalf("serve exited with code %d before answering:\n%s", run.code, run.stderr)
+		default:
+		}
+		if run.client == nil {
+			run.client = devCertClient(tb, run.dataDir)
+		}
+		if run.client != nil {
+			if resp, err := run.client.Get("https://" + run.addr + "/healthz"); err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK && strings.Contains(string(body), `"ok"`) {
+					return run
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("serve did not answer /healthz:\n%s", run.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// devCertClient returns an HTTPS client that trusts only the development
+// certificate in dataDir, or nil while there is none yet.
+func devCertClient(tb testing.TB, dataDir string) *http.Client {
+	tb.Helper()
+	pemBytes, err := os.ReadFile(filepath.Join(dataDir, "tls", "dev-cert.pem"))
+	if err != nil {
+		return nil
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pemBytes) {
+		tb.Fatalf("dev-cert.pem holds no certificate")
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+	tb.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: hangGuard}
+}
+
+// call makes one JSON request and decodes the JSON answer into out.
+func (run *serveRun) call(tb testing.TB, method, path, token, body string, out any) int {
+	tb.Helper()
+	req, err := http.NewRequest(method, "https://"+run.addr+path, strings.NewReader(body))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := run.client.Do(req)
+	if err != nil {
+		tb.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			tb.Fatalf("%s %s: %d, undecodable answer: %v", method, path, resp.StatusCode, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+const servePassword = "quiet-Lantern-42-harbour"
+
+func registerBody(email string) string {
+	return fmt.Sprintf(`{"email":%q,"password":%q,"display_name":"Serve Test"}`, email, servePassword)
+}
+
+func TestServe(t *testing.T) {
+	run := startServe(t)
+
+	t.Run("the API works over TLS", func(t *testing.T) {
+		var user struct{ ID, Email string }
+		if code := run.call(t, http.MethodPost, "/v1/auth/register", "", registerBody("s@example.com"), &user); code != http.StatusCreated {
+			t.Fatalf("register: %d", code)
+		}
+		var login struct {
+			Token     string `json:"token"`
+			TokenType string `json:"token_type"`
+		}
+		body := fmt.Sprintf(`{"email":"s@example.com","password":%q}`, servePassword)
+		if code := run.call(t, http.MethodPost, "/v1/auth/login", "", body, &login); code != http.StatusOK || login.Token == "" {
+			t.Fatalf("login: %d", code)
+		}
+		var me struct{ ID, Email string }
+		if code := run.call(t, http.MethodGet, "/v1/me", login.Token, "", &me); code != http.StatusOK || me.ID != user.ID || me.Email != "s@example.com" {
+			t.Errorf("me: %d %+v, want %+v", code, me, user)
+		}
+		if code := run.call(t, http.MethodGet, "/v1/me", "", "", nil); code != http.StatusUnauthorized {
+			t.Errorf("me without a token: %d", code)
+		}
+	})
+
+	t.Run("plain HTTP gets no API answer", func(t *testing.T) {
+		conn, err := net.DialTimeout("tcp", run.addr, hangGuard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(hangGuard))
+		fmt.Fprintf(conn, "GET /healthz HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", run.addr)
+		answer, _ := io.ReadAll(conn)
+		if strings.Contains(string(answer), " 200 ") || strings.Contains(string(answer), `"ok"`) {
+			t.Errorf("plain HTTP got an API answer: %q", answer)
+		}
+	})
+
+	t.Run("graceful shutdown finishes a request in flight", func(t *testing.T) {
+		// A request whose handler is running when the shutdown starts: the
+		// server answers "100 Continue" only once the handler reads the
+		// body, and the body is sent only after the shutdown has begun.
+		conn, err := tls.Dial("tcp", run.addr, run.client.Transport.(*http.Transport).TLSClientConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(hangGuard))
+		body := registerBody("inflight@example.com")
+		fmt.Fprintf(conn, "POST /v1/auth/register HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"+
+			"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n", run.addr, len(body))
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != http.StatusContinue {
+			t.Fatalf("no 100 Continue: %v %v", resp, err)
+		}
+
+		run.cancel()
+		for !strings.Contains(run.stderr.String(), `"msg":"shutting down"`) {
+			select {
+			case <-run.exited:
+				t.Fatalf("serve returned (code %d) with a request in flight:\n%s", run.code, run.stderr)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		select {
+		case <-run.exited:
+			t.Fatalf("serve returned (code %d) with a request in flight:\n%s", run.code, run.stderr)
+		default:
+		}
+
+		io.WriteString(conn, body)
+		resp, err = http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("the request in flight got no answer: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Errorf("the request in flight got %d, want 201", resp.StatusCode)
+		}
+
+		select {
+		case <-run.exited:
+		case <-time.After(hangGuard):
+			t.Fatalf("serve did not return after the shutdown:\n%s", run.stderr)
+		}
+		if run.code != exitOK {
+			t.Errorf("serve returned %d, want 0:\n%s", run.code, run.stderr)
+		}
+		if !strings.Contains(run.stderr.String(), `"msg":"stopped"`) {
+			t.Errorf("serve did not log that it stopped:\n%s", run.stderr)
+		}
+	})
+
+	if strings.Contains(run.stderr.String(), servePassword) {
+		t.Errorf("the server log shows a password")
+	}
+}
+
+// TestServerLimits checks the http.Server that build makes against
+// SECURITY-BASELINE §7: header-read (Slowloris), read, write and idle
+// timeouts, and a 64 KiB header cap instead of Go's 1 MiB.
+func TestServerLimits(t *testing.T) {
+	cfg, err := LoadConfig(vars{"APP_DATA_DIR": t.TempDir()}.get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv, cleanup, err := build(ctx, cfg, Env{Getenv: vars{}.get, Stdout: io.Discard, Stderr: io.Discard}, discardLogger())
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	defer cleanup()
+
+	for _, c := range []struct {
+		name      string
+		got, want time.Duration
+	}{
+		{"ReadHeaderTimeout", srv.ReadHeaderTimeout, 5 * time.Second},
+		{"ReadTimeout", srv.ReadTimeout, 15 * time.Second},
+		{"WriteTimeout", srv.WriteTimeout, 30 * time.Second},
+		{"IdleTimeout", srv.IdleTimeout, 120 * time.Second},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %s, want %s", c.name, c.got, c.want)
+		}
+	}
+	if srv.MaxHeaderBytes != 64<<10 {
+		t.Errorf("MaxHeaderBytes = %d, want %d", srv.MaxHeaderBytes, 64<<10)
+	}
+	if srv.TLSConfig == nil || srv.TLSConfig.MinVersion != tls.VersionTLS12 || len(srv.TLSConfig.Certificates) != 1 {
+		t.Errorf("TLSConfig is not the server profile: %+v", srv.TLSConfig)
+	}
+	if srv.Handler == nil || srv.ErrorLog == nil {
+		t.Errorf("Handler or ErrorLog is missing")
+	}
+}
