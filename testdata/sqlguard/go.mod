@@ -1,0 +1,3 @@
+module example.com/sqlguard
+
+go 1.26
