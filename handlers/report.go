@@ -99,5 +99,7 @@ func newNonce() (string, error) {
 	if _, err := rand.Read(b); err != nil {
 		return "", models.Internal(err)
 	}
-	return base64.StdEncoding.EncodeToString(b), nil
+	// base64url: no '+' or '/' for html/template to entity-encode in the
+	// attribute, and valid in CSP's nonce grammar.
+	return base64.RawURLEncoding.EncodeToString(b), nil
 }

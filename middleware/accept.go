@@ -25,16 +25,19 @@ func Produces(mediaType string) echo.MiddlewareFunc {
 	}
 }
 
-// Accepts reports whether the Accept header value admits mediaType: some
-// media range with a non-zero quality matches it exactly, by type (type/*) or
-// as */*. Parameters of mediaType (such as charset) are not part of the
-// match: "Accept: text/html" admits "text/html; charset=utf-8". Malformed
-// ranges are ignored.
+// Accepts reports whether the Accept header value admits mediaType. Of the
+// media ranges that match it, the most specific decides (RFC 9110 §12.5.1):
+// an exact type beats type/*, which beats */*; the match admits when its
+// quality is above zero. So "application/json;q=0, */*" refuses JSON.
+// Parameters of mediaType (such as charset) are not part of the match:
+// "Accept: text/html" admits "text/html; charset=utf-8". Malformed ranges,
+// and ranges with a malformed quality, are ignored.
 func Accepts(header, mediaType string) bool {
 	if mt, _, err := mime.ParseMediaType(mediaType); err == nil {
 		mediaType = mt
 	}
 	typ, _, _ := strings.Cut(mediaType, "/")
+	best, quality := 0, 0.0 // specificity of the best match (0: none) and its quality
 	for _, part := range strings.Split(header, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
@@ -44,14 +47,24 @@ func Accepts(header, mediaType string) bool {
 		if err != nil {
 			continue
 		}
-		if q, ok := params["q"]; ok {
-			if v, err := strconv.ParseFloat(q, 64); err != nil || v <= 0 {
+		q := 1.0
+		if s, ok := params["q"]; ok {
+			if q, err = strconv.ParseFloat(s, 64); err != nil || q < 0 || q > 1 {
 				continue
 			}
 		}
-		if mt == mediaType || mt == "*/*" || mt == typ+"/*" {
-			return true
+		specificity := 0
+		switch mt {
+		case mediaType:
+			specificity = 3
+		case typ + "/*":
+			specificity = 2
+		case "*/*":
+			specificity = 1
+		}
+		if specificity > best || specificity == best && specificity > 0 && q > quality {
+			best, quality = specificity, q
 		}
 	}
-	return false
+	return best > 0 && quality > 0
 }

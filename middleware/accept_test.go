@@ -29,6 +29,11 @@ func TestAccepts(t *testing.T) {
 		{"*/*;q=0", "application/json", false},
 		{"text/*", "application/json", false},
 		{"application/json;q=abc", "application/json", false},
+		// The most specific matching range decides (RFC 9110 §12.5.1).
+		{"application/json;q=0, */*", "application/json", false},
+		{"text/html;q=0, text/*", html, false},
+		{"application/*;q=0, application/json", "application/json", true},
+		{"*/*;q=0, application/json;q=0.1", "application/json", true},
 		{"nonsense", "application/json", false},
 		{"", "application/json", false},
 	} {
