@@ -65,9 +65,24 @@ func loadModule(tb testing.TB, deps bool) []*packages.Package {
 	if deps {
 		mode |= packages.NeedDeps
 	}
-	pkgs, err := packages.Load(&packages.Config{Mode: mode, Tests: false}, "./...")
+	return loadPackages(tb, ".", mode, "./...")
+}
+
+// loadPackages loads the non-test packages matched by patterns in dir and
+// fails the test if none match or any does not load: a package that does not
+// type-check cannot be judged.
+func loadPackages(tb testing.TB, dir string, mode packages.LoadMode, patterns ...string) []*packages.Package {
+	tb.Helper()
+	abs, err := filepath.Abs(dir)
 	if err != nil {
-		tb.Fatalf("load the module: %v", err)
+		tb.Fatal(err)
+	}
+	pkgs, err := packages.Load(&packages.Config{Mode: mode, Dir: abs, Tests: false}, patterns...)
+	if err != nil {
+		tb.Fatalf("load %s: %v", dir, err)
+	}
+	if len(pkgs) == 0 {
+		tb.Fatalf("load %s: no packages", dir)
 	}
 	for _, p := range pkgs {
 		for _, e := range p.Errors {

@@ -140,31 +140,11 @@ func (f sqlFinding) String() string {
 // returns the findings: those to report, and those an exception excuses.
 func (g sqlGuard) check(tb testing.TB, dir string, patterns ...string) (found, excused []sqlFinding) {
 	tb.Helper()
+	pkgs := loadPackages(tb, dir, packages.NeedName|packages.NeedFiles|packages.NeedImports|
+		packages.NeedSyntax|packages.NeedTypes|packages.NeedTypesInfo, patterns...)
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		tb.Fatal(err)
-	}
-	cfg := &packages.Config{
-		Mode: packages.NeedName | packages.NeedFiles | packages.NeedImports |
-			packages.NeedSyntax | packages.NeedTypes | packages.NeedTypesInfo,
-		Dir:   abs,
-		Tests: false,
-	}
-	pkgs, err := packages.Load(cfg, patterns...)
-	if err != nil {
-		tb.Fatalf("load %s: %v", dir, err)
-	}
-	if len(pkgs) == 0 {
-		tb.Fatalf("load %s: no packages", dir)
-	}
-	for _, pkg := range pkgs {
-		// A package that does not type-check cannot be judged.
-		for _, e := range pkg.Errors {
-			tb.Errorf("load %s: %v", pkg.PkgPath, e)
-		}
-	}
-	if tb.Failed() {
-		tb.FailNow()
 	}
 	for _, pkg := range pkgs {
 		for _, f := range g.checkPackage(pkg) {
