@@ -34,10 +34,13 @@ import (
 
 // testAPI is one API instance over one database.
 type testAPI struct {
-	e        *echo.Echo
-	routes   []route
-	db       *models.DB
-	accounts *models.Accounts
+	e      *echo.Echo
+	routes []route
+	// svc and svcRoutes are the mTLS listener's instance and its routes.
+	svc       *echo.Echo
+	svcRoutes []route
+	db        *models.DB
+	accounts  *models.Accounts
 	// hasher is the accounts' password hasher, kept so that tests can count
 	// Argon2id verifications.
 	hasher *models.PasswordHasher
@@ -63,6 +66,23 @@ func eachAPI(t *testing.T, fn func(t *testing.T, api *testAPI)) {
 // Argon2id parameters, a random cursor key and a logger writing to a buffer.
 func newTestAPI(tb testing.TB, db *models.DB) *testAPI {
 	tb.Helper()
+	return newTestAPIWith(tb, db, nil)
+}
+
+// eachAPIWith is eachAPI with configure applied to the Deps of every API
+// (CORS, trusted proxies, metrics).
+func eachAPIWith(t *testing.T, configure func(*Deps), fn func(t *testing.T, api *testAPI)) {
+	t.Helper()
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		t.Parallel()
+		fn(t, newTestAPIWith(t, db, configure))
+	})
+}
+
+// newTestAPIWith is newTestAPI with configure (if not nil) applied to the
+// Deps before both listeners' instances are built from them.
+func newTestAPIWith(tb testing.TB, db *models.DB, configure func(*Deps)) *testAPI {
+	tb.Helper()
 	hasher := models.NewPasswordHasher(models.DefaultArgon2Params)
 	policy, err := models.NewPasswordPolicy()
 	if err != nil {
@@ -77,15 +97,23 @@ func newTestAPI(tb testing.TB, db *models.DB) *testAPI {
 		tb.Fatalf("cursor codec: %v", err)
 	}
 	logs := &logBuffer{}
-	e, routes, err := newEcho(Deps{
+	deps := Deps{
 		DB:       db,
 		Accounts: accounts,
 		Cursors:  cursors,
 		Logger:   slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Version:  "test",
-	})
+	}
+	if configure != nil {
+		configure(&deps)
+	}
+	e, routes, err := newEcho(deps, listenerPublic)
 	if err != nil {
 		tb.Fatalf("handlers.New: %v", err)
+	}
+	svc, svcRoutes, err := newEcho(deps, listenerService)
+	if err != nil {
+		tb.Fatalf("handlers.NewService: %v", err)
 	}
 	literals := map[string]bool{}
 	for _, r := range routes {
@@ -95,7 +123,7 @@ func newTestAPI(tb testing.TB, db *models.DB) *testAPI {
 			}
 		}
 	}
-	return &testAPI{e: e, routes: routes, db: db, accounts: accounts, hasher: hasher, logs: logs, literals: literals}
+	return &testAPI{e: e, routes: routes, svc: svc, svcRoutes: svcRoutes, db: db, accounts: accounts, hasher: hasher, logs: logs, literals: literals}
 }
 
 // next returns a number unique within this API, for unique e-mails and names.

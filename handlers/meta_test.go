@@ -79,7 +79,7 @@ func TestMetaEndpoints(t *testing.T) {
 						t.Errorf("%s %s: %v", method, path, err)
 					}
 					documentedPublic := len(o.Security) == 0
-					for _, r := range api.routes {
+					for _, r := range allRoutes(api) {
 						if r.method == strings.ToUpper(method) && templatePath(r.path) == path && r.policy.IsPublic() != documentedPublic {
 							t.Errorf("%s %s: the document says public=%v, the route table says %v", method, path, documentedPublic, r.policy.IsPublic())
 						}
@@ -87,7 +87,7 @@ func TestMetaEndpoints(t *testing.T) {
 				}
 			}
 			var table []string
-			for _, r := range api.routes {
+			for _, r := range allRoutes(api) {
 				table = append(table, r.method+" "+templatePath(r.path))
 			}
 			for _, key := range table {
@@ -106,6 +106,9 @@ func TestMetaEndpoints(t *testing.T) {
 		})
 	})
 }
+
+// allRoutes is the whole route table: both listeners' routes.
+func allRoutes(api *testAPI) []route { return append(slices.Clone(api.routes), api.svcRoutes...) }
 
 var echoParam = regexp.MustCompile(`:([A-Za-z_][A-Za-z0-9_]*)`)
 

@@ -42,6 +42,10 @@ func openAPIDocument(routes []route, version string) []byte {
 					"type": "http", "scheme": "bearer",
 					"description": "A session token from POST /v1/auth/login. The listed roles are API-key scopes a route needs.",
 				},
+				"mtls": map[string]any{
+					"type":        "mutualTLS",
+					"description": "A client certificate from the pinned client CA, on the mTLS listener; its Common Name names the service.",
+				},
 			},
 			"schemas": map[string]any{"Problem": problemSchema()},
 		},
@@ -72,7 +76,11 @@ func operation(r route) map[string]any {
 		"responses":        responses(r),
 		"security":         []map[string][]string{},
 	}
-	if !r.policy.IsPublic() {
+	switch {
+	case r.policy.IsService():
+		op["security"] = []map[string][]string{{"mtls": {}}}
+		op["servers"] = []map[string]string{{"url": "/", "description": "the mTLS listener (APP_MTLS_ADDR) only"}}
+	case !r.policy.IsPublic():
 		scopes := []string{}
 		if s := r.policy.Scope(); s != "" {
 			scopes = append(scopes, string(s))

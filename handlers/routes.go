@@ -79,7 +79,8 @@ func (s *server) routes() []route {
 	read := middleware.Owner("projects:read")
 	write := middleware.Owner("projects:write")
 	admin := middleware.Admin()
-	a, p, t, rep, adm, m := s.accounts, s.projects, s.tasks, s.reports, s.admin, s.meta
+	service := middleware.Service()
+	a, p, t, rep, adm, m, svc := s.accounts, s.projects, s.tasks, s.reports, s.admin, s.meta, s.service
 	return []route{
 		{method: http.MethodGet, path: "/", policy: pub, handler: m.index, doc: m.indexDoc()},
 		{method: http.MethodGet, path: "/healthz", policy: pub, handler: m.healthz, doc: m.healthzDoc()},
@@ -108,5 +109,8 @@ func (s *server) routes() []route {
 		{method: http.MethodGet, path: "/v1/admin/users", policy: admin, handler: adm.listUsers, query: paged, doc: adm.listUsersDoc()},
 		{method: http.MethodPost, path: "/v1/admin/users/:id/lock", policy: admin, handler: adm.lock, doc: adm.lockDoc()},
 		{method: http.MethodPost, path: "/v1/admin/users/:id/unlock", policy: admin, handler: adm.unlock, doc: adm.unlockDoc()},
+
+		// The mTLS listener only.
+		{method: http.MethodGet, path: "/internal/v1/stats", policy: service, handler: svc.stats, doc: svc.statsDoc()},
 	}
 }

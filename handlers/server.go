@@ -3,6 +3,7 @@ package handlers
 import (
 	"errors"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -22,6 +23,12 @@ type Deps struct {
 	BodyLimit int64
 	// Version is reported by the API document.
 	Version string
+	// CORS is the browser-origin allowlist (empty: CORS off).
+	CORS middleware.CORSConfig
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []*net.IPNet
+	// Metrics, when set, counts requests per route.
+	Metrics *middleware.Metrics
 }
 
 // server holds one handler value per resource family.
@@ -32,18 +39,34 @@ type server struct {
 	reports  *reportHandlers
 	admin    *adminHandlers
 	meta     *metaHandlers
+	service  *serviceHandlers
 }
 
-// New builds the echo instance that serves the API: error handler, global
-// middleware, and the route table with a policy on every route.
+// Listener names.
+const (
+	listenerPublic  = "public"
+	listenerService = "service"
+)
+
+// New builds the echo instance of the public listener: error handler,
+// global middleware, and every route of the table except the service ones.
 func New(d Deps) (*echo.Echo, error) {
-	e, _, err := newEcho(d)
+	e, _, err := newEcho(d, listenerPublic)
 	return e, err
 }
 
-// newEcho is New, also returning the route table it registered, so that the
-// package's tests can hold every route of that table to its contract.
-func newEcho(d Deps) (*echo.Echo, []route, error) {
+// NewService builds the echo instance of the mTLS listener: only the
+// routes with the Service policy, so that no user endpoint is reachable
+// there and no service endpoint on the public listener.
+func NewService(d Deps) (*echo.Echo, error) {
+	e, _, err := newEcho(d, listenerService)
+	return e, err
+}
+
+// newEcho builds the echo instance of one listener and also returns the
+// route table it registered, so that the package's tests can hold every
+// route of that table to its contract.
+func newEcho(d Deps, listener string) (*echo.Echo, []route, error) {
 	if d.DB == nil || d.Accounts == nil || d.Cursors == nil || d.Logger == nil {
 		return nil, nil, errors.New("handlers: DB, Accounts, Cursors and Logger are required")
 	}
@@ -66,21 +89,28 @@ func newEcho(d Deps) (*echo.Echo, []route, error) {
 		reports:  reports,
 		admin:    &adminHandlers{kit: k, db: d.DB},
 		meta:     &metaHandlers{db: d.DB},
+		service:  &serviceHandlers{db: d.DB},
 	}
 
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	// The client IP is the TCP peer. Forwarded-for headers are client-
-	// controlled unless a trusted proxy is configured (transport issue).
-	e.IPExtractor = echo.ExtractIPDirect()
+	e.IPExtractor = ipExtractor(d.TrustedProxies)
 	e.HTTPErrorHandler = ErrorHandler(d.Logger)
 	// c.Bind mixes path, query and body into one struct; it is switched off
 	// so that nobody can use it by accident. Bodies go through readBody.
 	e.Binder = noBinder{}
-	e.Use(
+	global := []echo.MiddlewareFunc{
+		// First, so that every answer carries them: errors, 404, 405, panics.
+		middleware.SecureHeaders(),
 		middleware.RequestID(),
-		requestLogger(d.Logger),
+		requestLogger(d.Logger, listener),
+	}
+	if d.Metrics != nil {
+		global = append(global, d.Metrics.Middleware(listener))
+	}
+	e.Use(global...)
+	e.Use(
 		// Last-resort panic handler: the panic and its stack go to the log,
 		// the client gets a generic 500 problem (fail closed).
 		echomw.RecoverWithConfig(echomw.RecoverConfig{
@@ -92,17 +122,43 @@ func newEcho(d Deps) (*echo.Echo, []route, error) {
 			},
 		}),
 	)
-	routes := s.routes()
-	s.meta.doc = openAPIDocument(routes, d.Version)
+	if listener == listenerPublic {
+		e.Use(middleware.CORS(d.CORS))
+	}
+	all := s.routes()
+	s.meta.doc = openAPIDocument(all, d.Version)
+	var routes []route
+	for _, r := range all {
+		if r.policy.IsService() == (listener == listenerService) {
+			routes = append(routes, r)
+		}
+	}
 	if err := register(e, routes, d.Accounts); err != nil {
 		return nil, nil, err
 	}
 	return e, routes, nil
 }
 
+// ipExtractor returns how the client IP is found. Without trusted proxies
+// it is the TCP peer, and X-Forwarded-For / X-Real-IP are ignored. With
+// them, X-Forwarded-For is read from the right, skipping only addresses in
+// the trusted ranges: the first untrusted one is the client. echo's own
+// defaults would trust every loopback, link-local and private address, so
+// each is switched off and only the configured ranges are trusted.
+func ipExtractor(trusted []*net.IPNet) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range trusted {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
 // requestLogger logs one structured line per request: never the query
 // string, headers or bodies, which may carry credentials.
-func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
+func requestLogger(log *slog.Logger, listener string) echo.MiddlewareFunc {
 	return echomw.RequestLoggerWithConfig(echomw.RequestLoggerConfig{
 		LogStatus:    true,
 		LogMethod:    true,
@@ -113,6 +169,7 @@ func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 		HandleError:  true,
 		LogValuesFunc: func(c echo.Context, v echomw.RequestLoggerValues) error {
 			log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
+				slog.String("listener", listener),
 				slog.String("request_id", middleware.RequestIDOf(c)),
 				slog.String("method", v.Method),
 				slog.String("path", v.URIPath),

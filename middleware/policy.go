@@ -20,6 +20,7 @@ const (
 	policyAuthenticated
 	policyOwner
 	policyAdmin
+	policyService
 )
 
 // Policy says who may call a route. Every route is registered with one;
@@ -44,10 +45,16 @@ func Owner(scope models.Scope) Policy { return Policy{kind: policyOwner, scope: 
 // Admin admits a user with the admin role, through a session only.
 func Admin() Policy { return Policy{kind: policyAdmin} }
 
+// Service admits another service that presented a client certificate
+// verified against the pinned client CA of the mTLS listener. Bearer tokens
+// are not read: a user token cannot reach a service route, and service
+// routes are registered on the mTLS listener only.
+func Service() Policy { return Policy{kind: policyService} }
+
 // Valid reports whether p was made by one of the constructors.
 func (p Policy) Valid() bool {
 	switch p.kind {
-	case policyPublic, policyAuthenticated, policyAdmin:
+	case policyPublic, policyAuthenticated, policyAdmin, policyService:
 		return true
 	case policyOwner:
 		return p.scope != ""
@@ -57,6 +64,9 @@ func (p Policy) Valid() bool {
 
 // IsPublic reports whether the route needs no credentials.
 func (p Policy) IsPublic() bool { return p.kind == policyPublic }
+
+// IsService reports whether the route is for services on the mTLS listener.
+func (p Policy) IsService() bool { return p.kind == policyService }
 
 // Scope is the API-key scope an Owner route needs ("" for other policies).
 func (p Policy) Scope() models.Scope { return p.scope }
@@ -72,6 +82,8 @@ func (p Policy) String() string {
 		return "owner(" + string(p.scope) + ")"
 	case policyAdmin:
 		return "admin"
+	case policyService:
+		return "service"
 	}
 	return "invalid"
 }
@@ -106,6 +118,14 @@ func Enforce(p Policy, auth Authenticator) echo.MiddlewareFunc {
 			}
 			h := c.Response().Header()
 			h.Set(echo.HeaderCacheControl, "no-store")
+			if p.kind == policyService {
+				principal, err := ServicePrincipal(c.Request())
+				if err != nil {
+					return err
+				}
+				c.Set(principalKey, principal)
+				return next(c)
+			}
 			token, err := bearerToken(c.Request())
 			if err != nil {
 				if err != errNoCredentials {
@@ -179,4 +199,25 @@ func bearerToken(r *http.Request) (string, error) {
 		}
 	}
 	return token, nil
+}
+
+var errNoServiceCert = &models.Error{Kind: models.KindUnauthenticated,
+	Detail: "This endpoint needs a client certificate verified on the service listener."}
+
+// ServicePrincipal returns the service principal of a request that came
+// over the mTLS listener: the Common Name of the client certificate that the
+// TLS handshake verified against the pinned client CA (chain and client-auth
+// key usage included). Without a verified chain there is no principal; the
+// public listener never asks for client certificates, so a service route
+// reached there, were it registered, would answer 401.
+func ServicePrincipal(r *http.Request) (models.Principal, error) {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		return models.Principal{}, errNoServiceCert
+	}
+	name := r.TLS.VerifiedChains[0][0].Subject.CommonName
+	if !SafeName(name) {
+		return models.Principal{}, &models.Error{Kind: models.KindUnauthenticated,
+			Detail: "The client certificate does not name a service (Common Name of [A-Za-z0-9._-], at most 64 characters)."}
+	}
+	return models.Principal{Kind: models.PrincipalService, Service: name}, nil
 }

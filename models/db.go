@@ -277,6 +277,10 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
+// SQLDB is the underlying pool, for its statistics (metrics); queries go
+// through the repositories, never through it.
+func (db *DB) SQLDB() *sql.DB { return db.x.DB }
+
 // Close closes the connection pool.
 func (db *DB) Close() error { return db.x.Close() }
 
