@@ -71,6 +71,8 @@ func run(ctx context.Context, args []string, env Env) error {
 		return userCmd(ctx, args, env)
 	case "config":
 		return configCmd(env)
+	case "dev":
+		return devCmd(args, env)
 	case "version":
 		fmt.Fprintln(env.Stdout, Version)
 		return nil
@@ -102,6 +104,9 @@ Usage:
   rampart migrate up|down|status        apply, roll back one, or show migrations
   rampart user create --email E --role user|admin --password-stdin [--display-name N]
                                         create an account; the password is read from stdin
+  rampart dev ca                        make (or show) the local development CA; installs nothing
+  rampart dev client-cert --name NAME [--days N] [--out DIR]
+                                        issue a client certificate for the mTLS listener from that CA
   rampart config                        print the configuration, secrets redacted
   rampart version                       print the version
 

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +37,15 @@ type Config struct {
 	SessionMax  time.Duration      // APP_SESSION_ABSOLUTE_TIMEOUT
 	BodyLimit   int64              // APP_BODY_LIMIT: bytes
 	LogLevel    string             // APP_LOG_LEVEL: debug | info | warn | error
+
+	CORSCredentials bool         // APP_CORS_CREDENTIALS: allow credentialed CORS requests
+	TrustedProxies  []*net.IPNet // APP_TRUSTED_PROXIES: peers whose X-Forwarded-For is believed
+	ACMEDomains     []string     // APP_ACME_DOMAINS: host names to get certificates for (ACME)
+	ACMEEmail       string       // APP_ACME_EMAIL: contact for the ACME account
+	ACMEDirectory   string       // APP_ACME_DIRECTORY: ACME directory URL
+	MTLSAddr        string       // APP_MTLS_ADDR: host:port of the service (mTLS) listener; "" = off
+	MTLSClientCA    string       // APP_MTLS_CLIENT_CA: PEM file of the CA pinned for client certificates
+	MetricsAddr     string       // APP_METRICS_ADDR: host:port of the metrics listener; "" = off
 }
 
 // Variables lists every configuration variable with its default and
@@ -54,6 +64,14 @@ var Variables = []struct{ Name, Default, Meaning string }{
 	{"APP_SESSION_ABSOLUTE_TIMEOUT", "4h", "a session ends this long after login, whatever its use"},
 	{"APP_BODY_LIMIT", "65536", "largest accepted request body, in bytes (1024 to 1048576)"},
 	{"APP_LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"APP_CORS_CREDENTIALS", "false", "true lets allowed origins send credentialed requests (cookies, TLS client certificates)"},
+	{"APP_TRUSTED_PROXIES", "(none)", "comma-separated IPs or CIDR ranges of TLS-terminating proxies whose X-Forwarded-For is believed"},
+	{"APP_ACME_DOMAINS", "(none)", "comma-separated public host names: certificates come from ACME (TLS-ALPN-01 on APP_ADDR, which must be port 443)"},
+	{"APP_ACME_EMAIL", "(none)", "contact address for the ACME account"},
+	{"APP_ACME_DIRECTORY", "https://acme-v02.api.letsencrypt.org/directory", "ACME directory URL (e.g. a staging CA)"},
+	{"APP_MTLS_ADDR", "(off)", "host:port of the service-to-service listener, which requires client certificates"},
+	{"APP_MTLS_CLIENT_CA", "(none)", "PEM CA certificate(s) pinned for client certificates on APP_MTLS_ADDR (and a non-loopback metrics listener)"},
+	{"APP_METRICS_ADDR", "127.0.0.1:9090", "host:port of the HTTPS /metrics listener; off to disable; a non-loopback address needs APP_MTLS_CLIENT_CA"},
 }
 
 // ConfigError lists every problem found in the configuration.
@@ -91,10 +109,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		bad("APP_ENV", "must be development or production")
 	}
 	// An empty host listens on every interface; the port must be explicit.
-	if _, port, err := net.SplitHostPort(cfg.Addr); err != nil {
-		bad("APP_ADDR", "must be host:port, e.g. localhost:8443")
-	} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		bad("APP_ADDR", "must have a port between 1 and 65535")
+	if !validAddr(cfg.Addr) {
+		bad("APP_ADDR", "must be host:port with a port between 1 and 65535, e.g. localhost:8443")
 	}
 
 	dbRaw := get("APP_DATABASE_URL", "sqlite:"+filepath.Join(cfg.DataDir, "rampart.db"))
@@ -112,12 +128,79 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if raw := get("APP_CORS_ORIGINS", ""); raw != "" {
 		for _, o := range strings.Split(raw, ",") {
-			o = strings.TrimSpace(o)
-			if err := checkOrigin(o, cfg.Env); err != nil {
+			origin, err := checkOrigin(strings.TrimSpace(o), cfg.Env)
+			if err != nil {
 				bad("APP_CORS_ORIGINS", err.Error())
 				continue
 			}
-			cfg.CORSOrigins = append(cfg.CORSOrigins, o)
+			if !slices.Contains(cfg.CORSOrigins, origin) {
+				cfg.CORSOrigins = append(cfg.CORSOrigins, origin)
+			}
+		}
+	}
+	switch get("APP_CORS_CREDENTIALS", "false") {
+	case "true":
+		cfg.CORSCredentials = true
+	case "false":
+	default:
+		bad("APP_CORS_CREDENTIALS", "must be true or false")
+	}
+	if raw := get("APP_TRUSTED_PROXIES", ""); raw != "" {
+		for _, p := range strings.Split(raw, ",") {
+			n, err := parseIPRange(strings.TrimSpace(p))
+			if err != nil {
+				bad("APP_TRUSTED_PROXIES", err.Error())
+				continue
+			}
+			cfg.TrustedProxies = append(cfg.TrustedProxies, n)
+		}
+	}
+	if raw := get("APP_ACME_DOMAINS", ""); raw != "" {
+		for _, d := range strings.Split(raw, ",") {
+			d = strings.ToLower(strings.TrimSpace(d))
+			if !validHostName(d) {
+				bad("APP_ACME_DOMAINS", "must list public DNS names such as api.example.com (no IPs, wildcards or ports)")
+				continue
+			}
+			cfg.ACMEDomains = append(cfg.ACMEDomains, d)
+		}
+		if cfg.TLSCertFile != "" {
+			bad("APP_ACME_DOMAINS", "must not be set together with APP_TLS_CERT_FILE: choose files or ACME")
+		}
+	}
+	cfg.ACMEEmail = get("APP_ACME_EMAIL", "")
+	if cfg.ACMEEmail != "" && !models.ValidEmail(cfg.ACMEEmail) {
+		bad("APP_ACME_EMAIL", "must be an e-mail address")
+	}
+	cfg.ACMEDirectory = get("APP_ACME_DIRECTORY", "https://acme-v02.api.letsencrypt.org/directory")
+	if u, err := url.Parse(cfg.ACMEDirectory); err != nil || u.Scheme != "https" || u.Host == "" {
+		bad("APP_ACME_DIRECTORY", "must be an https:// URL")
+	}
+	cfg.MTLSAddr = get("APP_MTLS_ADDR", "")
+	cfg.MTLSClientCA = get("APP_MTLS_CLIENT_CA", "")
+	if cfg.MTLSAddr != "" {
+		if !validAddr(cfg.MTLSAddr) {
+			bad("APP_MTLS_ADDR", "must be host:port with a port between 1 and 65535")
+		}
+		if cfg.MTLSClientCA == "" {
+			bad("APP_MTLS_ADDR", "needs APP_MTLS_CLIENT_CA: the CA that client certificates must chain to")
+		}
+		if cfg.MTLSAddr == cfg.Addr {
+			bad("APP_MTLS_ADDR", "must differ from APP_ADDR")
+		}
+	}
+	cfg.MetricsAddr = get("APP_METRICS_ADDR", "127.0.0.1:9090")
+	if cfg.MetricsAddr == "off" {
+		cfg.MetricsAddr = ""
+	}
+	if cfg.MetricsAddr != "" {
+		switch {
+		case !validAddr(cfg.MetricsAddr):
+			bad("APP_METRICS_ADDR", "must be host:port with a port between 1 and 65535, or off")
+		case cfg.MetricsAddr == cfg.Addr || cfg.MetricsAddr == cfg.MTLSAddr:
+			bad("APP_METRICS_ADDR", "must differ from APP_ADDR and APP_MTLS_ADDR: metrics are never on the API listener")
+		case !loopbackAddr(cfg.MetricsAddr) && cfg.MTLSClientCA == "":
+			bad("APP_METRICS_ADDR", "is not a loopback address: set APP_MTLS_CLIENT_CA so that scrapers must present a client certificate")
 		}
 	}
 	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
@@ -170,32 +253,111 @@ func duration(get func(string, string) string, bad func(string, string), name st
 	return d
 }
 
-// checkOrigin accepts a browser origin: scheme://host[:port] with nothing
-// after it. Plain http is only for localhost in development.
-func checkOrigin(o, env string) error {
+// checkOrigin accepts a browser origin, scheme://host[:port] with nothing
+// after it, and returns it in the form browsers send in Origin: lower case,
+// without a default port, without a trailing slash. Plain http is only for
+// localhost in development.
+func checkOrigin(o, env string) (string, error) {
 	u, err := url.Parse(o)
-	if err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return errors.New("must list origins like https://app.example.com (scheme, host and optional port only)")
+	if err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return "", errors.New("must list origins like https://app.example.com (scheme, host and optional port only)")
 	}
-	if o == "*" || strings.Contains(u.Host, "*") {
-		return errors.New("must not contain wildcards")
+	if strings.ContainsAny(u.Host, "*?[]") && !strings.HasPrefix(u.Host, "[") {
+		return "", errors.New("must not contain wildcards or patterns: origins match exactly")
 	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if env == EnvDevelopment && (u.Hostname() == "localhost" || u.Hostname() == "127.0.0.1" || u.Hostname() == "::1") {
-			return nil
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "", errors.New("must have a port between 1 and 65535")
 		}
 	}
-	return errors.New("must use https (http only for localhost in development)")
+	switch {
+	case scheme == "https":
+		if port == "443" {
+			port = ""
+		}
+	case scheme == "http" && env == EnvDevelopment && (host == "localhost" || host == "127.0.0.1" || host == "::1"):
+		if port == "80" {
+			port = ""
+		}
+	default:
+		return "", errors.New("must use https (http only for localhost in development)")
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	return scheme + "://" + host, nil
+}
+
+// validAddr reports whether s is host:port with a numeric port in range.
+func validAddr(s string) bool {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 1 && n <= 65535
+}
+
+// loopbackAddr reports whether s binds to a loopback address only.
+func loopbackAddr(s string) bool {
+	host, _, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// parseIPRange reads an IP or a CIDR range.
+func parseIPRange(s string) (*net.IPNet, error) {
+	if _, n, err := net.ParseCIDR(s); err == nil {
+		return n, nil
+	}
+	if ip := net.ParseIP(s); ip != nil {
+		bits := 128
+		if ip.To4() != nil {
+			ip, bits = ip.To4(), 32
+		}
+		return &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}, nil
+	}
+	return nil, errors.New("must list IP addresses or CIDR ranges such as 10.0.0.0/8")
+}
+
+// validHostName reports whether s is a DNS name with at least two labels,
+// letters, digits and hyphens only.
+func validHostName(s string) bool {
+	if len(s) == 0 || len(s) > 253 || net.ParseIP(s) != nil {
+		return false
+	}
+	labels := strings.Split(s, ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, c := range l {
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // productionProblems lists the development defaults production refuses.
 func (c Config) productionProblems() []string {
 	var p []string
-	if c.TLSCertFile == "" {
-		p = append(p, "APP_TLS_CERT_FILE/APP_TLS_KEY_FILE must be set in production: a self-made development certificate is refused")
+	if c.TLSCertFile == "" && len(c.ACMEDomains) == 0 {
+		p = append(p, "APP_TLS_CERT_FILE/APP_TLS_KEY_FILE (or APP_ACME_DOMAINS) must be set in production: a self-made development certificate is refused")
 	}
 	if c.Secrets.Kind == SecretsEnv {
 		p = append(p, "APP_SECRETS=env is for development only: use file:DIR in production (environment variables leak into process listings, crash dumps and child processes)")
@@ -245,5 +407,21 @@ func (c Config) Redacted() []string {
 		"APP_SESSION_ABSOLUTE_TIMEOUT=" + c.SessionMax.String(),
 		"APP_BODY_LIMIT=" + strconv.FormatInt(c.BodyLimit, 10),
 		"APP_LOG_LEVEL=" + c.LogLevel,
+		"APP_CORS_CREDENTIALS=" + strconv.FormatBool(c.CORSCredentials),
+		"APP_TRUSTED_PROXIES=" + joinNets(c.TrustedProxies),
+		"APP_ACME_DOMAINS=" + strings.Join(c.ACMEDomains, ","),
+		"APP_ACME_EMAIL=" + c.ACMEEmail,
+		"APP_ACME_DIRECTORY=" + c.ACMEDirectory,
+		"APP_MTLS_ADDR=" + c.MTLSAddr,
+		"APP_MTLS_CLIENT_CA=" + c.MTLSClientCA,
+		"APP_METRICS_ADDR=" + c.MetricsAddr,
 	}
+}
+
+func joinNets(nets []*net.IPNet) string {
+	s := make([]string, len(nets))
+	for i, n := range nets {
+		s[i] = n.String()
+	}
+	return strings.Join(s, ",")
 }

@@ -316,3 +316,208 @@ func TestConfigErrorsNeverShowPasswords(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadConfigTransportDefaults(t *testing.T) {
+	cfg, err := LoadConfig(vars{}.get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MetricsAddr != "127.0.0.1:9090" || cfg.MTLSAddr != "" || cfg.MTLSClientCA != "" || cfg.CORSCredentials ||
+		len(cfg.TrustedProxies) != 0 || len(cfg.ACMEDomains) != 0 || cfg.ACMEEmail != "" ||
+		cfg.ACMEDirectory != "https://acme-v02.api.letsencrypt.org/directory" {
+		t.Errorf("transport defaults: %+v", cfg)
+	}
+}
+
+// TestLoadConfigRejectsBadTransportValues: each bad value of the transport
+// variables is one problem that names its variable.
+func TestLoadConfigRejectsBadTransportValues(t *testing.T) {
+	ca := vars{"APP_MTLS_CLIENT_CA": "/etc/rampart/clients-ca.pem"}
+	tests := []struct {
+		name, value string
+		names       string
+		extra       vars
+	}{
+		{"APP_TRUSTED_PROXIES", "not-an-ip", "APP_TRUSTED_PROXIES", nil},
+		{"APP_TRUSTED_PROXIES", "10.0.0.0/33", "APP_TRUSTED_PROXIES", nil},
+		{"APP_TRUSTED_PROXIES", "10.0.0.0/8,proxy.example.com", "APP_TRUSTED_PROXIES", nil},
+		{"APP_TRUSTED_PROXIES", "*", "APP_TRUSTED_PROXIES", nil},
+		{"APP_TRUSTED_PROXIES", "10.0.0.1-10.0.0.9", "APP_TRUSTED_PROXIES", nil},
+		{"APP_ACME_DOMAINS", "*.example.com", "APP_ACME_DOMAINS", nil},
+		{"APP_ACME_DOMAINS", "203.0.113.7", "APP_ACME_DOMAINS", nil},
+		{"APP_ACME_DOMAINS", "localhost", "APP_ACME_DOMAINS", nil},
+		{"APP_ACME_DOMAINS", "api.example.com:443", "APP_ACME_DOMAINS", nil},
+		{"APP_ACME_DOMAINS", "https://api.example.com", "APP_ACME_DOMAINS", nil},
+		{"APP_ACME_DOMAINS", "api_1.example.com", "APP_ACME_DOMAINS", nil},
+		{"APP_ACME_DOMAINS", "-api.example.com", "APP_ACME_DOMAINS", nil},
+		{"APP_ACME_DOMAINS", "api..example.com", "APP_ACME_DOMAINS", nil},
+		{"APP_ACME_DOMAINS", "api.example.com", "APP_ACME_DOMAINS",
+			vars{"APP_TLS_CERT_FILE": "/etc/rampart/cert.pem", "APP_TLS_KEY_FILE": "/etc/rampart/key.pem"}},
+		{"APP_ACME_EMAIL", "ops", "APP_ACME_EMAIL", nil},
+		{"APP_ACME_DIRECTORY", "http://acme.example.com/directory", "APP_ACME_DIRECTORY", nil},
+		{"APP_ACME_DIRECTORY", "acme.example.com/directory", "APP_ACME_DIRECTORY", nil},
+		{"APP_ACME_DIRECTORY", "https:///directory", "APP_ACME_DIRECTORY", nil},
+		{"APP_MTLS_ADDR", "localhost", "APP_MTLS_ADDR", ca},
+		{"APP_MTLS_ADDR", "localhost:0", "APP_MTLS_ADDR", ca},
+		{"APP_MTLS_ADDR", "localhost:8444", "APP_MTLS_ADDR", nil}, // no CA to verify clients against
+		{"APP_MTLS_ADDR", "localhost:8443", "APP_MTLS_ADDR", ca},  // the public listener's address
+		{"APP_METRICS_ADDR", "9090", "APP_METRICS_ADDR", nil},
+		{"APP_METRICS_ADDR", "localhost:99999", "APP_METRICS_ADDR", nil},
+		{"APP_METRICS_ADDR", "on", "APP_METRICS_ADDR", nil},
+		{"APP_METRICS_ADDR", "localhost:8443", "APP_METRICS_ADDR", nil}, // the public listener's address
+		{"APP_METRICS_ADDR", "127.0.0.1:8444", "APP_METRICS_ADDR", ca.with("APP_MTLS_ADDR", "127.0.0.1:8444")},
+		// Not loopback and no client CA: metrics would be open to the network.
+		{"APP_METRICS_ADDR", "0.0.0.0:9090", "APP_METRICS_ADDR", nil},
+		{"APP_METRICS_ADDR", ":9090", "APP_METRICS_ADDR", nil},
+		{"APP_METRICS_ADDR", "[::]:9090", "APP_METRICS_ADDR", nil},
+		{"APP_METRICS_ADDR", "10.1.2.3:9090", "APP_METRICS_ADDR", nil},
+		{"APP_METRICS_ADDR", "metrics.internal:9090", "APP_METRICS_ADDR", nil},
+		{"APP_CORS_CREDENTIALS", "yes", "APP_CORS_CREDENTIALS", nil},
+		{"APP_CORS_CREDENTIALS", "1", "APP_CORS_CREDENTIALS", nil},
+		{"APP_CORS_CREDENTIALS", "TRUE", "APP_CORS_CREDENTIALS", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
+			problems := configProblems(t, tt.extra.with(tt.name, tt.value))
+			if len(problems) != 1 {
+				t.Fatalf("problems = %q, want exactly one", problems)
+			}
+			if !strings.HasPrefix(problems[0], tt.names+" ") {
+				t.Errorf("problem %q does not start with %s", problems[0], tt.names)
+			}
+		})
+	}
+}
+
+func TestLoadConfigAcceptsTransportValues(t *testing.T) {
+	cfg, err := LoadConfig(vars{
+		"APP_TRUSTED_PROXIES":  " 10.0.0.0/8 , 192.168.1.10,::1, fd00::/8",
+		"APP_ACME_DOMAINS":     "API.Example.com,www.example.com",
+		"APP_ACME_EMAIL":       "ops@example.com",
+		"APP_ACME_DIRECTORY":   "https://acme-staging-v02.api.letsencrypt.org/directory",
+		"APP_MTLS_ADDR":        "0.0.0.0:8444",
+		"APP_MTLS_CLIENT_CA":   "/etc/rampart/clients-ca.pem",
+		"APP_METRICS_ADDR":     "0.0.0.0:9090", // not loopback: allowed with the client CA
+		"APP_CORS_CREDENTIALS": "true",
+	}.get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var proxies []string
+	for _, n := range cfg.TrustedProxies {
+		proxies = append(proxies, n.String())
+	}
+	if !slices.Equal(proxies, []string{"10.0.0.0/8", "192.168.1.10/32", "::1/128", "fd00::/8"}) {
+		t.Errorf("TrustedProxies = %q", proxies)
+	}
+	if !slices.Equal(cfg.ACMEDomains, []string{"api.example.com", "www.example.com"}) || cfg.ACMEEmail != "ops@example.com" ||
+		cfg.ACMEDirectory != "https://acme-staging-v02.api.letsencrypt.org/directory" {
+		t.Errorf("ACME: %q %q %q", cfg.ACMEDomains, cfg.ACMEEmail, cfg.ACMEDirectory)
+	}
+	if cfg.MTLSAddr != "0.0.0.0:8444" || cfg.MTLSClientCA != "/etc/rampart/clients-ca.pem" || cfg.MetricsAddr != "0.0.0.0:9090" || !cfg.CORSCredentials {
+		t.Errorf("cfg = %+v", cfg)
+	}
+
+	for _, addr := range []string{"127.0.0.1:9191", "127.0.0.53:9090", "localhost:9090", "[::1]:9090"} {
+		if cfg, err := LoadConfig(vars{"APP_METRICS_ADDR": addr}.get); err != nil || cfg.MetricsAddr != addr {
+			t.Errorf("APP_METRICS_ADDR=%s (loopback, no client CA): %v", addr, err)
+		}
+	}
+	if cfg, err := LoadConfig(vars{"APP_METRICS_ADDR": "off"}.get); err != nil || cfg.MetricsAddr != "" {
+		t.Errorf("APP_METRICS_ADDR=off: %q %v, want no metrics listener", cfg.MetricsAddr, err)
+	}
+}
+
+func TestCORSOrigins(t *testing.T) {
+	normalised := []struct {
+		in   string
+		want []string
+		env  string
+	}{
+		{"HTTPS://App.Example.com:443/", []string{"https://app.example.com"}, EnvProduction},
+		{"https://app.example.com:8443", []string{"https://app.example.com:8443"}, EnvProduction},
+		{"https://app.example.com, HTTPS://APP.EXAMPLE.COM/", []string{"https://app.example.com"}, EnvProduction},
+		{"https://[::1]:443", []string{"https://[::1]"}, EnvProduction},
+		{"https://a.example.com,https://b.example.com", []string{"https://a.example.com", "https://b.example.com"}, EnvProduction},
+		{"http://LOCALHOST:80/", []string{"http://localhost"}, EnvDevelopment},
+		{"http://127.0.0.1:5173", []string{"http://127.0.0.1:5173"}, EnvDevelopment},
+	}
+	for _, tt := range normalised {
+		t.Run("normalised: "+tt.in, func(t *testing.T) {
+			v := vars{"APP_CORS_ORIGINS": tt.in}
+			if tt.env == EnvProduction {
+				v = productionVars().with("APP_CORS_ORIGINS", tt.in)
+			}
+			cfg, err := LoadConfig(v.get)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(cfg.CORSOrigins, tt.want) {
+				t.Errorf("CORSOrigins = %q, want %q", cfg.CORSOrigins, tt.want)
+			}
+		})
+	}
+
+	refused := []struct {
+		in  string
+		env string
+	}{
+		{"*", EnvDevelopment},
+		{"https://*", EnvDevelopment},
+		{"https://*.example.com", EnvDevelopment},
+		{"https://app.example.*", EnvDevelopment},
+		{"https://app?.example.com", EnvDevelopment},
+		{"https://app.example.com/app", EnvDevelopment},
+		{"https://app.example.com/*", EnvDevelopment},
+		{"https://app.example.com?x=1", EnvDevelopment},
+		{"https://app.example.com#top", EnvDevelopment},
+		{"https://user:pw@app.example.com", EnvDevelopment},
+		{"https://app.example.com:0", EnvDevelopment},
+		{"https://app.example.com:70000", EnvDevelopment},
+		{"app.example.com", EnvDevelopment},
+		{"null", EnvDevelopment},
+		{"file:///home/me/app.html", EnvDevelopment},
+		{"ws://app.example.com", EnvDevelopment},
+		{"http://app.example.com", EnvDevelopment},
+		{"http://app.example.com", EnvProduction},
+		{"http://localhost:3000", EnvProduction},
+		{"http://127.0.0.1:3000", EnvProduction},
+	}
+	for _, tt := range refused {
+		t.Run("refused in "+tt.env+": "+tt.in, func(t *testing.T) {
+			v := vars{"APP_CORS_ORIGINS": tt.in}
+			if tt.env == EnvProduction {
+				v = productionVars().with("APP_CORS_ORIGINS", tt.in)
+			}
+			problems := configProblems(t, v)
+			if len(problems) != 1 || !strings.HasPrefix(problems[0], "APP_CORS_ORIGINS ") {
+				t.Errorf("problems = %q, want one naming APP_CORS_ORIGINS", problems)
+			}
+		})
+	}
+}
+
+func TestProductionAcceptsACME(t *testing.T) {
+	v := productionVars().with("APP_TLS_CERT_FILE", "", "APP_TLS_KEY_FILE", "", "APP_ACME_DOMAINS", "api.example.com")
+	cfg, err := LoadConfig(v.get)
+	if err != nil {
+		t.Fatalf("production with ACME instead of certificate files: %v", err)
+	}
+	if !slices.Equal(cfg.ACMEDomains, []string{"api.example.com"}) {
+		t.Errorf("ACMEDomains = %q", cfg.ACMEDomains)
+	}
+	// Neither: the problem says both ways out.
+	problems := configProblems(t, v.with("APP_ACME_DOMAINS", ""))
+	if len(problems) != 1 || !strings.Contains(problems[0], "APP_TLS_CERT_FILE") || !strings.Contains(problems[0], "APP_ACME_DOMAINS") {
+		t.Errorf("problems = %q, want one naming APP_TLS_CERT_FILE and APP_ACME_DOMAINS", problems)
+	}
+	// serverTLSConfig in production with ACME makes no development
+	// certificate.
+	cfg.DataDir = t.TempDir()
+	if _, err := serverTLSConfig(cfg, discardLogger()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "tls")); !os.IsNotExist(err) {
+		t.Errorf("production with ACME wrote a development PKI: %v", err)
+	}
+}

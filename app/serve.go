@@ -2,14 +2,22 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/rampart-go/rampart/handlers"
+	"github.com/rampart-go/rampart/middleware"
 	"github.com/rampart-go/rampart/models"
 )
 
@@ -26,8 +34,33 @@ const (
 	sessionPurgeEvery = 10 * time.Minute
 )
 
-// serve runs the HTTPS API until ctx ends, then shuts down gracefully:
-// the listener closes, in-flight requests get shutdownTimeout to finish.
+// listener is one of the servers the process runs. Every one of them
+// speaks TLS only: there is no plain-HTTP listener at all.
+type listener struct {
+	name string // public, service, metrics
+	srv  *http.Server
+}
+
+// servers are the listeners of one process.
+type servers struct {
+	public  *http.Server
+	service *http.Server // nil unless APP_MTLS_ADDR is set
+	metrics *http.Server // nil when APP_METRICS_ADDR is off
+}
+
+func (s *servers) all() []listener {
+	out := []listener{{"public", s.public}}
+	if s.service != nil {
+		out = append(out, listener{"service", s.service})
+	}
+	if s.metrics != nil {
+		out = append(out, listener{"metrics", s.metrics})
+	}
+	return out
+}
+
+// serve runs the listeners until ctx ends, then shuts down gracefully: the
+// listeners close, in-flight requests get shutdownTimeout to finish.
 func serve(ctx context.Context, env Env) error {
 	cfg, err := LoadConfig(env.Getenv)
 	if err != nil {
@@ -36,42 +69,65 @@ func serve(ctx context.Context, env Env) error {
 	log := newLogger(env.Stderr, cfg.LogLevel)
 	log.Info("starting", "version", Version, "config", cfg.Redacted())
 
-	srv, cleanup, err := build(ctx, cfg, env, log)
+	srvs, cleanup, err := build(ctx, cfg, env, log)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	// Bind every listener before serving any, so that a taken port fails
+	// start-up instead of leaving a half-running process.
+	lns := map[*http.Server]net.Listener{}
+	for _, l := range srvs.all() {
+		ln, err := net.Listen("tcp", l.srv.Addr)
+		if err != nil {
+			for _, open := range lns {
+				open.Close()
+			}
+			return fmt.Errorf("listen on %s (%s): %w", l.srv.Addr, l.name, err)
+		}
+		lns[l.srv] = tlsOnlyListener{ln}
+		log.Info("listening", "listener", l.name, "url", "https://"+ln.Addr().String())
 	}
-	log.Info("listening", "url", "https://"+ln.Addr().String())
 
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	errc := make(chan error, len(lns))
+	for _, l := range srvs.all() {
+		go func() {
+			if err := l.srv.ServeTLS(lns[l.srv], "", ""); !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serve %s: %w", l.name, err)
+				return
+			}
+			errc <- nil
+		}()
+	}
+	var serveErr error
 	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
+	case serveErr = <-errc:
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
+	var wg sync.WaitGroup
+	shutdownErrs := make([]error, len(srvs.all()))
+	for i, l := range srvs.all() {
+		wg.Go(func() { shutdownErrs[i] = l.srv.Shutdown(shutdownCtx) })
+	}
+	wg.Wait()
+	if err := errors.Join(shutdownErrs...); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
+	if serveErr != nil {
+		return serveErr
 	}
 	log.Info("stopped")
 	return nil
 }
 
 // build wires the application: migrations, database, secrets, accounts,
-// handlers and the http.Server. cleanup releases what build opened.
-func build(ctx context.Context, cfg Config, env Env, log *slog.Logger) (*http.Server, func(), error) {
-	cert, err := loadCertificate(cfg, log)
+// handlers and the servers. cleanup releases what build opened.
+func build(ctx context.Context, cfg Config, env Env, log *slog.Logger) (*servers, func(), error) {
+	publicTLS, err := serverTLSConfig(cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -91,35 +147,80 @@ func build(ctx context.Context, cfg Config, env Env, log *slog.Logger) (*http.Se
 	if err != nil {
 		return nil, nil, err
 	}
-	policy, err := models.NewPasswordPolicy()
-	if err != nil {
+	fail := func(err error) (*servers, func(), error) {
 		db.Close()
 		return nil, nil, err
 	}
+	policy, err := models.NewPasswordPolicy()
+	if err != nil {
+		return fail(err)
+	}
+	hasher := models.NewPasswordHasher(models.DefaultArgon2Params)
 	accounts, err := models.NewAccounts(ctx, db, models.AccountsConfig{
-		Hasher:          models.NewPasswordHasher(models.DefaultArgon2Params),
+		Hasher:          hasher,
 		Policy:          policy,
 		IdleTimeout:     cfg.SessionIdle,
 		AbsoluteTimeout: cfg.SessionMax,
 	})
 	if err != nil {
-		db.Close()
-		return nil, nil, err
+		return fail(err)
 	}
-	e, err := handlers.New(handlers.Deps{
-		DB: db, Accounts: accounts, Cursors: cursors, Logger: log, BodyLimit: cfg.BodyLimit, Version: Version,
-	})
+	reg, metrics, err := newMetrics(db, hasher)
 	if err != nil {
-		db.Close()
-		return nil, nil, err
+		return fail(err)
 	}
+	deps := handlers.Deps{
+		DB: db, Accounts: accounts, Cursors: cursors, Logger: log, BodyLimit: cfg.BodyLimit, Version: Version,
+		CORS:           middleware.CORSConfig{AllowOrigins: cfg.CORSOrigins, AllowCredentials: cfg.CORSCredentials},
+		TrustedProxies: cfg.TrustedProxies,
+		Metrics:        metrics,
+	}
+	public, err := handlers.New(deps)
+	if err != nil {
+		return fail(err)
+	}
+	srvs := &servers{public: newHTTPServer(cfg.Addr, public, publicTLS, log)}
+
+	var clientCAs *x509.CertPool
+	if cfg.MTLSClientCA != "" {
+		if clientCAs, err = clientCAPool(cfg.MTLSClientCA); err != nil {
+			return fail(err)
+		}
+	}
+	if cfg.MTLSAddr != "" {
+		service, err := handlers.NewService(deps)
+		if err != nil {
+			return fail(err)
+		}
+		srvs.service = newHTTPServer(cfg.MTLSAddr, service, mutualTLSConfig(publicTLS, clientCAs), log)
+	}
+	if cfg.MetricsAddr != "" {
+		tlsCfg := publicTLS
+		if !loopbackAddr(cfg.MetricsAddr) {
+			// Metrics leave the host only to scrapers with a client
+			// certificate from the pinned CA (checked by LoadConfig).
+			tlsCfg = mutualTLSConfig(publicTLS, clientCAs)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		srvs.metrics = newHTTPServer(cfg.MetricsAddr, mux, tlsCfg, log)
+	}
+
 	purgeCtx, stopPurge := context.WithCancel(ctx)
 	go purgeSessions(purgeCtx, accounts, log)
+	srvs.public.RegisterOnShutdown(stopPurge)
+	return srvs, func() { stopPurge(); db.Close() }, nil
+}
 
-	srv := &http.Server{
-		Addr:              cfg.Addr,
-		Handler:           e,
-		TLSConfig:         TLSConfig(cert),
+// newHTTPServer returns a server with the timeouts and header cap above.
+// Each server gets its own copy of tlsCfg: ServeTLS writes NextProtos into
+// the configuration it is given, so listeners sharing one (the public and
+// a loopback metrics listener) would race.
+func newHTTPServer(addr string, h http.Handler, tlsCfg *tls.Config, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		TLSConfig:         tlsCfg.Clone(),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -127,8 +228,31 @@ func build(ctx context.Context, cfg Config, env Env, log *slog.Logger) (*http.Se
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	srv.RegisterOnShutdown(stopPurge)
-	return srv, func() { stopPurge(); db.Close() }, nil
+}
+
+// newMetrics makes the process's own registry (never Prometheus' global
+// default one) with runtime, process, HTTP, database-pool and password
+// metrics.
+func newMetrics(db *models.DB, hasher *models.PasswordHasher) (*prometheus.Registry, *middleware.Metrics, error) {
+	reg := prometheus.NewRegistry()
+	for _, c := range []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewDBStatsCollector(db.SQLDB(), string(db.Dialect())),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "rampart_password_verifications_total",
+			Help: "Argon2id password verifications (logins, password changes).",
+		}, func() float64 { return float64(hasher.Verifications()) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, nil, err
+		}
+	}
+	m, err := middleware.NewMetrics(reg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return reg, m, nil
 }
 
 // purgeSessions deletes expired sessions every sessionPurgeEvery.

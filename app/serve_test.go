@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,25 +26,42 @@ const hangGuard = 2 * time.Minute
 type serveRun struct {
 	addr    string // 127.0.0.1:port
 	dataDir string
+	env     vars // the environment serve runs with
 	stderr  *syncBuffer
 	cancel  context.CancelFunc
 	exited  chan struct{} // closed when Main returns
 	code    int           // Main's exit code, once exited is closed
-	client  *http.Client  // trusts the development certificate, nothing else
+	roots   *x509.CertPool
+	client  *http.Client // trusts roots (by default the development CA), nothing else
 }
 
 // startServe runs Main with no arguments (serve) on a free port of
-// 127.0.0.1 with a fresh data folder and waits until /healthz answers over
-// TLS, verified against the certificate serve made for itself.
+// 127.0.0.1 with a fresh data folder and no metrics listener, and waits
+// until /healthz answers over TLS, verified against the development CA that
+// serve made for itself.
 func startServe(tb testing.TB) *serveRun {
 	tb.Helper()
+	return startServeWith(tb, nil, nil)
+}
+
+// startServeWith is startServe with extra variables (they win over the
+// defaults above: APP_ADDR, APP_DATA_DIR, APP_METRICS_ADDR=off) and, when
+// roots is not nil, a client that trusts roots instead of the development
+// CA.
+func startServeWith(tb testing.TB, extra vars, roots *x509.CertPool) *serveRun {
+	tb.Helper()
+	env := vars{"APP_ADDR": "127.0.0.1:" + itoa(freePort(tb)), "APP_DATA_DIR": tb.TempDir(), "APP_METRICS_ADDR": "off"}
+	for k, v := range extra {
+		env[k] = v
+	}
 	run := &serveRun{
-		addr:    "127.0.0.1:" + itoa(freePort(tb)),
-		dataDir: tb.TempDir(),
+		addr:    env["APP_ADDR"],
+		dataDir: env["APP_DATA_DIR"],
+		env:     env,
 		stderr:  &syncBuffer{},
 		exited:  make(chan struct{}),
+		roots:   roots,
 	}
-	env := vars{"APP_ADDR": run.addr, "APP_DATA_DIR": run.dataDir}
 	ctx, cancel := context.WithCancel(context.Background())
 	run.cancel = cancel
 	go func() {
@@ -66,8 +84,11 @@ func startServe(tb testing.TB) *serveRun {
 			tb.Fatalf("serve exited with code %d before answering:\n%s", run.code, run.stderr)
 		default:
 		}
-		if run.client == nil {
-			run.client = devCertClient(tb, run.dataDir)
+		if run.roots == nil {
+			run.roots = devCAPool(tb, run.dataDir)
+		}
+		if run.client == nil && run.roots != nil {
+			run.client = run.newClient(tb, nil)
 		}
 		if run.client != nil {
 			if resp, err := run.client.Get("https://" + run.addr + "/healthz"); err == nil {
@@ -85,19 +106,32 @@ func startServe(tb testing.TB) *serveRun {
 	}
 }
 
-// devCertClient returns an HTTPS client that trusts only the development
-// certificate in dataDir, or nil while there is none yet.
-func devCertClient(tb testing.TB, dataDir string) *http.Client {
+// devCAPool returns a pool holding only the development CA of dataDir
+// (dev-ca.pem, never the server certificate itself), or nil while there is
+// none yet.
+func devCAPool(tb testing.TB, dataDir string) *x509.CertPool {
 	tb.Helper()
-	pemBytes, err := os.ReadFile(filepath.Join(dataDir, "tls", "dev-cert.pem"))
+	pemBytes, err := os.ReadFile(filepath.Join(dataDir, "tls", "dev-ca.pem"))
 	if err != nil {
 		return nil
 	}
 	roots := x509.NewCertPool()
 	if !roots.AppendCertsFromPEM(pemBytes) {
-		tb.Fatalf("dev-cert.pem holds no certificate")
+		return nil // being written
 	}
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+	return roots
+}
+
+// newClient returns an HTTPS client that trusts run.roots only, with the
+// TLS settings of cfg (nil: defaults), one connection per request.
+func (run *serveRun) newClient(tb testing.TB, cfg *tls.Config) *http.Client {
+	tb.Helper()
+	if cfg == nil {
+		cfg = &tls.Config{}
+	}
+	cfg = cfg.Clone()
+	cfg.RootCAs = run.roots
+	tr := &http.Transport{TLSClientConfig: cfg}
 	tb.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: hangGuard}
 }
@@ -167,9 +201,14 @@ func TestServe(t *testing.T) {
 		defer conn.Close()
 		conn.SetDeadline(time.Now().Add(hangGuard))
 		fmt.Fprintf(conn, "GET /healthz HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", run.addr)
-		answer, _ := io.ReadAll(conn)
-		if strings.Contains(string(answer), " 200 ") || strings.Contains(string(answer), `"ok"`) {
-			t.Errorf("plain HTTP got an API answer: %q", answer)
+		// Not even Go's own "400 Bad Request: client sent an HTTP request to
+		// an HTTPS server": tlsOnlyListener closes the connection unanswered.
+		answer, err := io.ReadAll(conn)
+		if len(answer) != 0 {
+			t.Errorf("plain HTTP got an answer: %q", answer)
+		}
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Errorf("the connection was left open instead of closed: %v", err)
 		}
 	})
 
@@ -177,7 +216,7 @@ func TestServe(t *testing.T) {
 		// A request whose handler is running when the shutdown starts: the
 		// server answers "100 Continue" only once the handler reads the
 		// body, and the body is sent only after the shutdown has begun.
-		conn, err := tls.Dial("tcp", run.addr, run.client.Transport.(*http.Transport).TLSClientConfig)
+		conn, err := tls.Dial("tcp", run.addr, &tls.Config{RootCAs: run.roots, NextProtos: []string{"http/1.1"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -234,42 +273,87 @@ func TestServe(t *testing.T) {
 	}
 }
 
-// TestServerLimits checks the http.Server that build makes against
-// SECURITY-BASELINE §7: header-read (Slowloris), read, write and idle
-// timeouts, and a 64 KiB header cap instead of Go's 1 MiB.
+// TestServerLimits checks every http.Server that build makes (public,
+// service and metrics listener) against SECURITY-BASELINE §7: header-read
+// (Slowloris), read, write and idle timeouts, and a 64 KiB header cap
+// instead of Go's 1 MiB.
 func TestServerLimits(t *testing.T) {
-	cfg, err := LoadConfig(vars{"APP_DATA_DIR": t.TempDir()}.get)
+	dataDir := t.TempDir()
+	if _, err := ensureDevCA(devPKI{dir: filepath.Join(dataDir, "tls")}, discardLogger()); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(vars{
+		"APP_DATA_DIR":       dataDir,
+		"APP_MTLS_ADDR":      "127.0.0.1:8444",
+		"APP_MTLS_CLIENT_CA": filepath.Join(dataDir, "tls", "dev-ca.pem"),
+		"APP_METRICS_ADDR":   "127.0.0.1:9090", // not bound: build only makes the servers
+	}.get)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv, cleanup, err := build(ctx, cfg, Env{Getenv: vars{}.get, Stdout: io.Discard, Stderr: io.Discard}, discardLogger())
+	srvs, cleanup, err := build(ctx, cfg, Env{Getenv: vars{}.get, Stdout: io.Discard, Stderr: io.Discard}, discardLogger())
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}
 	defer cleanup()
+	if srvs.public == nil || srvs.service == nil || srvs.metrics == nil {
+		t.Fatalf("build made public %v, service %v, metrics %v; want all three", srvs.public != nil, srvs.service != nil, srvs.metrics != nil)
+	}
+	all := srvs.all()
+	if len(all) != 3 {
+		t.Fatalf("all() lists %d servers, want 3", len(all))
+	}
 
-	for _, c := range []struct {
-		name      string
-		got, want time.Duration
-	}{
-		{"ReadHeaderTimeout", srv.ReadHeaderTimeout, 5 * time.Second},
-		{"ReadTimeout", srv.ReadTimeout, 15 * time.Second},
-		{"WriteTimeout", srv.WriteTimeout, 30 * time.Second},
-		{"IdleTimeout", srv.IdleTimeout, 120 * time.Second},
-	} {
-		if c.got != c.want {
-			t.Errorf("%s = %s, want %s", c.name, c.got, c.want)
+	for _, l := range all {
+		t.Run(l.name, func(t *testing.T) {
+			srv := l.srv
+			for _, c := range []struct {
+				name      string
+				got, want time.Duration
+			}{
+				{"ReadHeaderTimeout", srv.ReadHeaderTimeout, 5 * time.Second},
+				{"ReadTimeout", srv.ReadTimeout, 15 * time.Second},
+				{"WriteTimeout", srv.WriteTimeout, 30 * time.Second},
+				{"IdleTimeout", srv.IdleTimeout, 120 * time.Second},
+			} {
+				if c.got != c.want {
+					t.Errorf("%s = %s, want %s", c.name, c.got, c.want)
+				}
+			}
+			if srv.MaxHeaderBytes != 64<<10 {
+				t.Errorf("MaxHeaderBytes = %d, want %d", srv.MaxHeaderBytes, 64<<10)
+			}
+			if srv.TLSConfig == nil || srv.TLSConfig.MinVersion != tls.VersionTLS12 || len(srv.TLSConfig.Certificates) != 1 ||
+				!slices.Equal(srv.TLSConfig.CipherSuites, tlsProfile().CipherSuites) ||
+				!slices.Equal(srv.TLSConfig.CurvePreferences, tlsProfile().CurvePreferences) {
+				t.Errorf("TLSConfig is not the server profile: %+v", srv.TLSConfig)
+			}
+			if srv.Handler == nil || srv.ErrorLog == nil {
+				t.Errorf("Handler or ErrorLog is missing")
+			}
+		})
+	}
+	if srvs.service.TLSConfig.ClientAuth != tls.RequireAndVerifyClientCert || srvs.service.TLSConfig.ClientCAs == nil {
+		t.Errorf("the service listener does not require verified client certificates")
+	}
+	if srvs.public.TLSConfig.ClientAuth != tls.NoClientCert || srvs.metrics.TLSConfig.ClientAuth != tls.NoClientCert {
+		t.Errorf("the public or loopback metrics listener asks for client certificates")
+	}
+
+	t.Run("APP_METRICS_ADDR=off and no APP_MTLS_ADDR: the public server only", func(t *testing.T) {
+		cfg, err := LoadConfig(vars{"APP_DATA_DIR": t.TempDir(), "APP_METRICS_ADDR": "off"}.get)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if srv.MaxHeaderBytes != 64<<10 {
-		t.Errorf("MaxHeaderBytes = %d, want %d", srv.MaxHeaderBytes, 64<<10)
-	}
-	if srv.TLSConfig == nil || srv.TLSConfig.MinVersion != tls.VersionTLS12 || len(srv.TLSConfig.Certificates) != 1 {
-		t.Errorf("TLSConfig is not the server profile: %+v", srv.TLSConfig)
-	}
-	if srv.Handler == nil || srv.ErrorLog == nil {
-		t.Errorf("Handler or ErrorLog is missing")
-	}
+		srvs, cleanup, err := build(ctx, cfg, Env{Getenv: vars{}.get, Stdout: io.Discard, Stderr: io.Discard}, discardLogger())
+		if err != nil {
+			t.Fatalf("build: %v", err)
+		}
+		defer cleanup()
+		if srvs.service != nil || srvs.metrics != nil || len(srvs.all()) != 1 {
+			t.Errorf("build made service %v, metrics %v", srvs.service != nil, srvs.metrics != nil)
+		}
+	})
 }

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,7 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"log"
 	"math/big"
@@ -23,15 +21,16 @@ import (
 	"time"
 )
 
-// devCert makes (or loads) the development certificate in a fresh folder.
+// devCert makes (or loads) the development server certificate in dir, a
+// development PKI folder (DataDir/tls).
 func devCert(tb testing.TB, dir string) tls.Certificate {
 	tb.Helper()
-	cert, err := devCertificate(dir, discardLogger())
+	cert, err := devServerCertificate(dir, discardLogger())
 	if err != nil {
-		tb.Fatalf("devCertificate: %v", err)
+		tb.Fatalf("devServerCertificate: %v", err)
 	}
 	if cert.Leaf == nil {
-		tb.Fatal("devCertificate returned no parsed leaf")
+		tb.Fatal("devServerCertificate returned no parsed leaf")
 	}
 	return cert
 }
@@ -98,55 +97,53 @@ func TestDevCertificateReused(t *testing.T) {
 	}
 }
 
-// writeCertPair writes a self-signed ECDSA certificate made from tmpl
-// (serial, key usage and key filled in) as dev-cert.pem and dev-key.pem.
-func writeCertPair(tb testing.TB, dir string, tmpl *x509.Certificate) *big.Int {
+// writeCertPair writes a server certificate made from tmpl (serial, key
+// usage and key filled in) as dev-cert.pem and dev-key.pem in dir, issued by
+// the development CA of dir (made if missing), or self-signed when
+// selfSigned is set.
+func writeCertPair(tb testing.TB, dir string, tmpl *x509.Certificate, selfSigned bool) *big.Int {
 	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	tmpl.BasicConstraintsValid = true
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		tb.Fatal(err)
+	key := newECKey(tb)
+	var cert *x509.Certificate
+	if selfSigned {
+		cert = signCert(tb, tmpl, key, nil, nil)
+	} else {
+		ca, err := ensureDevCA(devPKI{dir: dir}, discardLogger())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		cert = signCert(tb, tmpl, key, ca.cert, ca.key)
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		tb.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "dev-cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "dev-key.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	return tmpl.SerialNumber
+	p := devPKI{dir: dir}
+	writePair(tb, p.serverCert(), p.serverKey(), key, cert)
+	return cert.SerialNumber
 }
 
 func TestDevCertificateRemade(t *testing.T) {
 	now := time.Now()
 	tests := []struct {
-		what string
-		tmpl x509.Certificate
+		what       string
+		tmpl       x509.Certificate
+		selfSigned bool
 	}{
 		{"expires within a day", x509.Certificate{NotBefore: now.Add(-29 * 24 * time.Hour), NotAfter: now.Add(time.Hour),
-			DNSNames: devCertNames, IPAddresses: devCertIPs}},
+			DNSNames: devCertNames, IPAddresses: devCertIPs}, false},
 		{"expired", x509.Certificate{NotBefore: now.Add(-40 * 24 * time.Hour), NotAfter: now.Add(-time.Hour),
-			DNSNames: devCertNames, IPAddresses: devCertIPs}},
+			DNSNames: devCertNames, IPAddresses: devCertIPs}, false},
 		{"names another host", x509.Certificate{NotBefore: now.Add(-time.Hour), NotAfter: now.Add(20 * 24 * time.Hour),
-			DNSNames: []string{"example.com"}, IPAddresses: devCertIPs}},
+			DNSNames: []string{"example.com"}, IPAddresses: devCertIPs}, false},
+		{"names fewer addresses", x509.Certificate{NotBefore: now.Add(-time.Hour), NotAfter: now.Add(20 * 24 * time.Hour),
+			DNSNames: devCertNames, IPAddresses: devCertIPs[:1]}, false},
+		{"self-signed, not from the development CA", x509.Certificate{NotBefore: now.Add(-time.Hour), NotAfter: now.Add(20 * 24 * time.Hour),
+			DNSNames: devCertNames, IPAddresses: devCertIPs}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.what, func(t *testing.T) {
 			dir := t.TempDir()
-			old := writeCertPair(t, dir, &tt.tmpl)
+			old := writeCertPair(t, dir, &tt.tmpl, tt.selfSigned)
 			leaf := devCert(t, dir).Leaf
 			if leaf.SerialNumber.Cmp(old) == 0 {
 				t.Fatalf("the kept certificate was reused")
@@ -154,85 +151,31 @@ func TestDevCertificateRemade(t *testing.T) {
 			if time.Until(leaf.NotAfter) < 29*24*time.Hour {
 				t.Errorf("the new certificate expires at %s", leaf.NotAfter)
 			}
+			ca, err := loadDevCA(devPKI{dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := leaf.CheckSignatureFrom(ca.cert); err != nil {
+				t.Errorf("the new certificate is not issued by the development CA: %v", err)
+			}
 		})
 	}
 
 	t.Run("control: a good kept certificate is reused", func(t *testing.T) {
 		dir := t.TempDir()
 		old := writeCertPair(t, dir, &x509.Certificate{NotBefore: now.Add(-time.Hour), NotAfter: now.Add(20 * 24 * time.Hour),
-			DNSNames: devCertNames, IPAddresses: devCertIPs})
+			DNSNames: devCertNames, IPAddresses: devCertIPs}, false)
 		if leaf := devCert(t, dir).Leaf; leaf.SerialNumber.Cmp(old) != 0 {
 			t.Errorf("a usable kept certificate was replaced")
 		}
 	})
 }
 
-// testCA is a certificate authority for tests.
-type testCA struct {
-	cert *x509.Certificate
-	key  crypto.Signer
-}
-
-func newTestCA(tb testing.TB) testCA {
-	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return testCA{cert: cert, key: key}
-}
-
-// issue writes a server certificate for localhost signed by ca (chain
-// included) and its key into dir, and returns the two paths.
-func (ca testCA) issue(tb testing.TB, dir string) (certFile, keyFile string) {
-	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames: []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})...)
-	if err := os.WriteFile(certFile, chain, 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
 func TestLoadCertificate(t *testing.T) {
-	selfDir := t.TempDir()
-	devCert(t, selfDir)
-	selfCert, selfKey := filepath.Join(selfDir, "dev-cert.pem"), filepath.Join(selfDir, "dev-key.pem")
+	selfCert, selfKey := selfSignedPair(t, t.TempDir())
+	devDir := t.TempDir()
+	devCert(t, devDir)
+	devCertFile, devKeyFile := devPKI{dir: devDir}.serverCert(), devPKI{dir: devDir}.serverKey()
 	caCert, caKey := newTestCA(t).issue(t, t.TempDir())
 
 	t.Run("production refuses a self-signed certificate from files", func(t *testing.T) {
@@ -240,6 +183,21 @@ func TestLoadCertificate(t *testing.T) {
 		_, err := loadCertificate(cfg, discardLogger())
 		if err == nil || !strings.Contains(err.Error(), "self-signed") || !strings.Contains(err.Error(), "APP_TLS_CERT_FILE") {
 			t.Errorf("loadCertificate = %v, want a self-signed refusal naming APP_TLS_CERT_FILE", err)
+		}
+	})
+	// The development certificate is made by the app for itself, like a
+	// self-signed one, only through its own CA: production refuses it too.
+	t.Run("production refuses the development certificate from files", func(t *testing.T) {
+		cfg := Config{Env: EnvProduction, DataDir: t.TempDir(), TLSCertFile: devCertFile, TLSKeyFile: devKeyFile}
+		_, err := loadCertificate(cfg, discardLogger())
+		if err == nil || !strings.Contains(err.Error(), "development CA") || !strings.Contains(err.Error(), "APP_TLS_CERT_FILE") {
+			t.Errorf("loadCertificate = %v, want a development-CA refusal naming APP_TLS_CERT_FILE", err)
+		}
+	})
+	t.Run("development accepts the development certificate from files", func(t *testing.T) {
+		cfg := Config{Env: EnvDevelopment, DataDir: t.TempDir(), TLSCertFile: devCertFile, TLSKeyFile: devKeyFile}
+		if _, err := loadCertificate(cfg, discardLogger()); err != nil {
+			t.Errorf("loadCertificate: %v", err)
 		}
 	})
 	t.Run("production accepts a CA-issued certificate", func(t *testing.T) {
@@ -341,6 +299,7 @@ func tlsGet(tb testing.TB, addr string, cert tls.Certificate, cfg *tls.Config) (
 }
 
 func TestTLSHandshakes(t *testing.T) {
+	legacyGoTLSDefaults(t)
 	ecdsaCert := devCert(t, t.TempDir())
 	ecdsaAddr := tlsServer(t, ecdsaCert)
 	rsaC := rsaCert(t)
@@ -419,7 +378,12 @@ func TestTLSHandshakes(t *testing.T) {
 }
 
 func TestSelfSigned(t *testing.T) {
-	self := devCert(t, t.TempDir())
+	selfFile, selfKey := selfSignedPair(t, t.TempDir())
+	self, err := tls.LoadX509KeyPair(selfFile, selfKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := devCert(t, t.TempDir())
 	certFile, keyFile := newTestCA(t).issue(t, t.TempDir())
 	issued, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
@@ -430,8 +394,9 @@ func TestSelfSigned(t *testing.T) {
 		cert tls.Certificate
 		want bool
 	}{
-		{"development certificate", self, true},
-		{"development certificate, leaf not parsed", tls.Certificate{Certificate: self.Certificate}, true},
+		{"self-signed", self, true},
+		{"self-signed, leaf not parsed", tls.Certificate{Certificate: self.Certificate}, true},
+		{"development certificate (issued by the development CA)", dev, false},
 		{"CA-issued", issued, false},
 		{"CA-issued, leaf not parsed", tls.Certificate{Certificate: issued.Certificate}, false},
 		{"no certificate (fail closed)", tls.Certificate{}, true},

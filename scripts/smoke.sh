@@ -7,7 +7,7 @@
 #   scripts/smoke.sh [https://localhost:8443]
 set -euo pipefail
 base=${1:-https://localhost:8443}
-cert=${APP_DATA_DIR:-data}/tls/dev-cert.pem
+cert=${APP_DATA_DIR:-data}/tls/dev-ca.pem
 [ -f "$cert" ] || { echo "smoke: $cert not found; start the server with 'go run .' first" >&2; exit 1; }
 c() { curl -sS --cacert "$cert" "$@"; }
 json() { c -H 'Content-Type: application/json' "$@"; }
