@@ -274,13 +274,9 @@ func startBrowserAPI(t *testing.T, origins string) *browserAPI {
 // CA of dataDir and nothing else, or nil while there is no CA yet.
 func browserDevCAClient(t *testing.T, dataDir string) *http.Client {
 	t.Helper()
-	pemBytes, err := os.ReadFile(filepath.Join(dataDir, "tls", "dev-ca.pem"))
-	if err != nil {
+	roots := devCAPool(t, dataDir)
+	if roots == nil {
 		return nil
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(pemBytes) {
-		return nil // being written
 	}
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
 	t.Cleanup(tr.CloseIdleConnections)

@@ -166,17 +166,8 @@ func devCertUsable(c *x509.Certificate, ca *devCA) bool {
 // development certificate from another machine counts too). A leaf that
 // does not parse counts as development-issued (fail closed).
 func devIssued(cert tls.Certificate) bool {
-	leaf := cert.Leaf
-	if leaf == nil {
-		if len(cert.Certificate) == 0 {
-			return true
-		}
-		var err error
-		if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
-			return true
-		}
-	}
-	return leaf.Issuer.CommonName == devCAName.CommonName && slices.Equal(leaf.Issuer.Organization, devCAName.Organization)
+	leaf, ok := leafOf(cert)
+	return !ok || leaf.Issuer.CommonName == devCAName.CommonName && slices.Equal(leaf.Issuer.Organization, devCAName.Organization)
 }
 
 // issueDevClientCert issues a client certificate for service name from the

@@ -74,17 +74,21 @@ func loadCertificate(cfg Config, log *slog.Logger) (tls.Certificate, error) {
 // self-signed server certificate CA-issued. A leaf that does not parse
 // counts as self-signed (fail closed).
 func selfSigned(cert tls.Certificate) bool {
-	leaf := cert.Leaf
-	if leaf == nil {
-		if len(cert.Certificate) == 0 {
-			return true
-		}
-		var err error
-		if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
-			return true
-		}
+	leaf, ok := leafOf(cert)
+	return !ok || leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil
+}
+
+// leafOf returns the parsed leaf of cert; ok is false when there is none or
+// it does not parse.
+func leafOf(cert tls.Certificate) (leaf *x509.Certificate, ok bool) {
+	if cert.Leaf != nil {
+		return cert.Leaf, true
 	}
-	return leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil
+	if len(cert.Certificate) == 0 {
+		return nil, false
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	return leaf, err == nil
 }
 
 // writeFileAtomic writes through a temporary file and a rename, so a crash
