@@ -18,7 +18,9 @@ const modulePath = "github.com/rampart-go/rampart"
 // layoutAreas are the parts of the module, and which other parts each may
 // import (CONVENTIONS.md, "Layout and dependency direction"): imports flow
 // main → app → handlers → middleware → models; migrations and templates are
-// leaves; models/dbtest is test support that no non-test package imports.
+// leaves; models/dbtest and middleware/redistest are test support that no
+// non-test package imports; scripts/ holds stand-alone developer tools that
+// talk to the server over HTTP and import nothing of ours.
 // A package belongs to the area of its top-level folder (subpackages such as
 // app/generator follow their area's rule); models/dbtest is its own area. A
 // package in a folder that is not listed here fails the test until a rule
@@ -32,7 +34,12 @@ var layoutAreas = map[string][]string{
 	"migrations": {},
 	"templates":  {},
 	"dbtest":     {"models", "migrations"},
+	"redistest":  {},
+	"scripts":    {},
 }
+
+// testSupport are the areas only _test.go files may import.
+var testSupport = []string{"dbtest", "redistest"}
 
 // layoutLeaves import nothing of ours, not even a subpackage of their own.
 var layoutLeaves = []string{"migrations", "templates"}
@@ -49,6 +56,8 @@ func area(pkgPath string) string {
 		return "main"
 	case rel == "models/dbtest" || strings.HasPrefix(rel, "models/dbtest/"):
 		return "dbtest"
+	case rel == "middleware/redistest" || strings.HasPrefix(rel, "middleware/redistest/"):
+		return "redistest"
 	}
 	top, _, _ := strings.Cut(rel, "/")
 	return top
@@ -114,8 +123,8 @@ func TestDependencyDirection(t *testing.T) {
 			}
 			to := area(imp)
 			switch {
-			case to == "dbtest":
-				t.Errorf("%s imports %s: models/dbtest is test support, only _test.go files may import it", p.PkgPath, imp)
+			case slices.Contains(testSupport, to):
+				t.Errorf("%s imports %s: it is test support, only _test.go files may import it", p.PkgPath, imp)
 			case slices.Contains(layoutLeaves, from):
 				t.Errorf("%s imports %s: %s is a leaf and imports nothing of this module", p.PkgPath, imp, from)
 			case to == from:

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rampart-go/rampart/middleware"
 	"github.com/rampart-go/rampart/models"
 )
 
@@ -46,6 +47,13 @@ type Config struct {
 	MTLSAddr        string       // APP_MTLS_ADDR: host:port of the service (mTLS) listener; "" = off
 	MTLSClientCA    string       // APP_MTLS_CLIENT_CA: PEM file of the CA pinned for client certificates
 	MetricsAddr     string       // APP_METRICS_ADDR: host:port of the metrics listener; "" = off
+
+	Limits            middleware.Limits // APP_RATE_* and APP_LOGIN_*: rate-limit policies
+	Quotas            models.Quotas     // APP_QUOTA_*: per-owner resource quotas
+	Argon2Budget      int64             // APP_ARGON2_MEMORY_BUDGET: bytes of concurrent hashing memory
+	Argon2Concurrency int               // APP_ARGON2_CONCURRENCY: hashes at once at most
+	RequestTimeout    time.Duration     // APP_REQUEST_TIMEOUT: per-request deadline
+	ReportConcurrency int               // APP_REPORT_CONCURRENCY: report pages per user at once
 }
 
 // Variables lists every configuration variable with its default and
@@ -72,6 +80,21 @@ var Variables = []struct{ Name, Default, Meaning string }{
 	{"APP_MTLS_ADDR", "(off)", "host:port of the service-to-service listener, which requires client certificates"},
 	{"APP_MTLS_CLIENT_CA", "(none)", "PEM CA certificate(s) pinned for client certificates on APP_MTLS_ADDR (and a non-loopback metrics listener)"},
 	{"APP_METRICS_ADDR", "127.0.0.1:9090", "host:port of the HTTPS /metrics listener; off to disable; a non-loopback address needs APP_MTLS_CLIENT_CA"},
+	{"APP_RATE_IP", "600", "requests a minute per client IP, every route"},
+	{"APP_RATE_USER", "1200", "requests a minute per user (sessions and API keys together)"},
+	{"APP_RATE_APIKEY_DEFAULT", "600", "requests a minute for an API key created without rate_limit"},
+	{"APP_RATE_APIKEY_MAX", "1200", "the highest rate_limit an API key may ask for"},
+	{"APP_RATE_LOGIN_IP", "20", "login attempts a minute per client IP"},
+	{"APP_RATE_REGISTER_IP", "10", "registrations a minute per client IP"},
+	{"APP_LOGIN_MAX_FAILURES", "5", "failed logins per account within APP_LOGIN_FAILURE_WINDOW before 429"},
+	{"APP_LOGIN_FAILURE_WINDOW", "15m", "the failed-login window, counted from the first failure"},
+	{"APP_QUOTA_PROJECTS", "100", "projects per user"},
+	{"APP_QUOTA_TASKS", "1000", "tasks per project"},
+	{"APP_QUOTA_APIKEYS", "20", "API keys per user"},
+	{"APP_ARGON2_MEMORY_BUDGET", "128", "MiB of memory for concurrent password hashing (each hash takes 19 MiB)"},
+	{"APP_ARGON2_CONCURRENCY", "cores − 1", "password hashes running at once at most (each keeps a core busy); default GOMAXPROCS − 1, at least 1"},
+	{"APP_REQUEST_TIMEOUT", "10s", "deadline of every request"},
+	{"APP_REPORT_CONCURRENCY", "2", "HTML report pages one user may render at once"},
 }
 
 // ConfigError lists every problem found in the configuration.
@@ -230,6 +253,41 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	default:
 		bad("APP_LOG_LEVEL", "must be debug, info, warn or error")
 	}
+
+	positive := func(name string, def, max int) int {
+		v := get(name, "")
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > max {
+			bad(name, fmt.Sprintf("must be a whole number between 1 and %d", max))
+			return def
+		}
+		return n
+	}
+	l := middleware.DefaultLimits()
+	l.IP.Rate = positive("APP_RATE_IP", l.IP.Rate, 1_000_000)
+	l.User.Rate = positive("APP_RATE_USER", l.User.Rate, 1_000_000)
+	l.APIKeyDefault = positive("APP_RATE_APIKEY_DEFAULT", l.APIKeyDefault, 1_000_000)
+	l.APIKeyMax = positive("APP_RATE_APIKEY_MAX", l.APIKeyMax, 1_000_000)
+	l.LoginIP.Rate = positive("APP_RATE_LOGIN_IP", l.LoginIP.Rate, 1_000_000)
+	l.RegisterIP.Rate = positive("APP_RATE_REGISTER_IP", l.RegisterIP.Rate, 1_000_000)
+	l.LoginFailures = positive("APP_LOGIN_MAX_FAILURES", l.LoginFailures, 1000)
+	l.LoginWindow = duration(get, bad, "APP_LOGIN_FAILURE_WINDOW", l.LoginWindow, time.Minute, 24*time.Hour)
+	if l.APIKeyDefault > l.APIKeyMax {
+		bad("APP_RATE_APIKEY_DEFAULT", "must not be above APP_RATE_APIKEY_MAX")
+	}
+	cfg.Limits = l
+	cfg.Quotas = models.Quotas{
+		ProjectsPerUser: positive("APP_QUOTA_PROJECTS", models.DefaultQuotas.ProjectsPerUser, 1_000_000),
+		TasksPerProject: positive("APP_QUOTA_TASKS", models.DefaultQuotas.TasksPerProject, 1_000_000),
+		APIKeysPerUser:  positive("APP_QUOTA_APIKEYS", models.DefaultQuotas.APIKeysPerUser, 1000),
+	}
+	cfg.Argon2Budget = int64(positive("APP_ARGON2_MEMORY_BUDGET", models.DefaultArgon2MemoryBudget>>20, 64<<10)) << 20
+	cfg.Argon2Concurrency = positive("APP_ARGON2_CONCURRENCY", models.DefaultArgon2Concurrency(), 1024)
+	cfg.RequestTimeout = duration(get, bad, "APP_REQUEST_TIMEOUT", 10*time.Second, time.Second, 5*time.Minute)
+	cfg.ReportConcurrency = positive("APP_REPORT_CONCURRENCY", 2, 100)
 
 	if cfg.Env == EnvProduction && len(problems) == 0 {
 		problems = append(problems, cfg.productionProblems()...)
@@ -415,6 +473,21 @@ func (c Config) Redacted() []string {
 		"APP_MTLS_ADDR=" + c.MTLSAddr,
 		"APP_MTLS_CLIENT_CA=" + c.MTLSClientCA,
 		"APP_METRICS_ADDR=" + c.MetricsAddr,
+		"APP_RATE_IP=" + strconv.Itoa(c.Limits.IP.Rate),
+		"APP_RATE_USER=" + strconv.Itoa(c.Limits.User.Rate),
+		"APP_RATE_APIKEY_DEFAULT=" + strconv.Itoa(c.Limits.APIKeyDefault),
+		"APP_RATE_APIKEY_MAX=" + strconv.Itoa(c.Limits.APIKeyMax),
+		"APP_RATE_LOGIN_IP=" + strconv.Itoa(c.Limits.LoginIP.Rate),
+		"APP_RATE_REGISTER_IP=" + strconv.Itoa(c.Limits.RegisterIP.Rate),
+		"APP_LOGIN_MAX_FAILURES=" + strconv.Itoa(c.Limits.LoginFailures),
+		"APP_LOGIN_FAILURE_WINDOW=" + c.Limits.LoginWindow.String(),
+		"APP_QUOTA_PROJECTS=" + strconv.Itoa(c.Quotas.ProjectsPerUser),
+		"APP_QUOTA_TASKS=" + strconv.Itoa(c.Quotas.TasksPerProject),
+		"APP_QUOTA_APIKEYS=" + strconv.Itoa(c.Quotas.APIKeysPerUser),
+		"APP_ARGON2_MEMORY_BUDGET=" + strconv.FormatInt(c.Argon2Budget>>20, 10),
+		"APP_ARGON2_CONCURRENCY=" + strconv.Itoa(c.Argon2Concurrency),
+		"APP_REQUEST_TIMEOUT=" + c.RequestTimeout.String(),
+		"APP_REPORT_CONCURRENCY=" + strconv.Itoa(c.ReportConcurrency),
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/rampart-go/rampart/handlers"
 	"github.com/rampart-go/rampart/middleware"
@@ -147,15 +148,25 @@ func build(ctx context.Context, cfg Config, env Env, log *slog.Logger) (*servers
 	if err != nil {
 		return nil, nil, err
 	}
+	db.SetQuotas(cfg.Quotas)
+	var closers []func()
+	closers = append(closers, func() { db.Close() })
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
 	fail := func(err error) (*servers, func(), error) {
-		db.Close()
+		closeAll()
 		return nil, nil, err
 	}
 	policy, err := models.NewPasswordPolicy()
 	if err != nil {
 		return fail(err)
 	}
-	hasher := models.NewPasswordHasher(models.DefaultArgon2Params)
+	hasher := models.NewPasswordHasherWithBudget(models.DefaultArgon2Params, models.HasherBudget{
+		MemoryBytes: cfg.Argon2Budget, Concurrency: cfg.Argon2Concurrency, MaxWait: models.DefaultArgon2MaxWait,
+	})
 	accounts, err := models.NewAccounts(ctx, db, models.AccountsConfig{
 		Hasher:          hasher,
 		Policy:          policy,
@@ -169,11 +180,28 @@ func build(ctx context.Context, cfg Config, env Env, log *slog.Logger) (*servers
 	if err != nil {
 		return fail(err)
 	}
+	rlCfg := middleware.RateLimiterConfig{Logger: log, Registerer: reg}
+	if cfg.RedisURL != "" {
+		client, err := newRedisClient(ctx, cfg.RedisURL, log)
+		if err != nil {
+			return fail(err)
+		}
+		closers = append(closers, func() { client.Close() })
+		rlCfg.Redis = client
+	}
+	limiter, err := middleware.NewRateLimiter(rlCfg)
+	if err != nil {
+		return fail(err)
+	}
 	deps := handlers.Deps{
 		DB: db, Accounts: accounts, Cursors: cursors, Logger: log, BodyLimit: cfg.BodyLimit, Version: Version,
-		CORS:           middleware.CORSConfig{AllowOrigins: cfg.CORSOrigins, AllowCredentials: cfg.CORSCredentials},
-		TrustedProxies: cfg.TrustedProxies,
-		Metrics:        metrics,
+		CORS:              middleware.CORSConfig{AllowOrigins: cfg.CORSOrigins, AllowCredentials: cfg.CORSCredentials},
+		TrustedProxies:    cfg.TrustedProxies,
+		Metrics:           metrics,
+		RateLimiter:       limiter,
+		Limits:            cfg.Limits,
+		RequestTimeout:    cfg.RequestTimeout,
+		ReportConcurrency: cfg.ReportConcurrency,
 	}
 	public, err := handlers.New(deps)
 	if err != nil {
@@ -209,7 +237,37 @@ func build(ctx context.Context, cfg Config, env Env, log *slog.Logger) (*servers
 	purgeCtx, stopPurge := context.WithCancel(ctx)
 	go purgeSessions(purgeCtx, accounts, log)
 	srvs.public.RegisterOnShutdown(stopPurge)
-	return srvs, func() { stopPurge(); db.Close() }, nil
+	return srvs, func() { stopPurge(); closeAll() }, nil
+}
+
+// newRedisClient connects to APP_REDIS_URL with short timeouts and no
+// retries: a slow or dead Redis must cost a request milliseconds, not
+// seconds (the rate limiter then skips it for a while and falls back). An
+// unreachable Redis at start-up is logged, not fatal: recovery is automatic.
+func newRedisClient(ctx context.Context, raw string, log *slog.Logger) (*redis.Client, error) {
+	opts, err := redis.ParseURL(raw)
+	if err != nil {
+		return nil, errors.New("APP_REDIS_URL is not a valid Redis URL")
+	}
+	opts.DialTimeout = 500 * time.Millisecond
+	opts.ReadTimeout = 250 * time.Millisecond
+	opts.WriteTimeout = 250 * time.Millisecond
+	opts.PoolTimeout = 250 * time.Millisecond
+	// go-redis v9 reads MaxRetries 0 as "the default, 3 retries" (-1 is
+	// none) and retries a failed dial 5 times 100 ms apart unless
+	// DialerRetries says otherwise: left as they were, a dead Redis cost a
+	// request about 1.7 s, and one that drops packets up to the request
+	// deadline.
+	opts.MaxRetries = -1
+	opts.DialerRetries = 1
+	client := redis.NewClient(opts)
+	pingCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := client.Ping(pingCtx).Err(); err != nil {
+		log.Error("Redis does not answer; general rate limits use this instance's memory, login and registration answer 503 until it does",
+			"redis", models.RedactURL(raw), "error", err.Error())
+	}
+	return client, nil
 }
 
 // newHTTPServer returns a server with the timeouts and header cap above.

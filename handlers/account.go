@@ -14,6 +14,7 @@ import (
 type accountHandlers struct {
 	kit
 	accounts *models.Accounts
+	guard    middleware.LoginGuard
 }
 
 type userResponse struct {
@@ -67,14 +68,31 @@ type loginResponse struct {
 }
 
 // login answers an unknown e-mail, a wrong password and a locked account
-// with the same 401 in about the same time (see Accounts.Login).
+// with the same 401 in about the same time (see Accounts.Login). Every
+// attempt is counted for its account before the password is checked; an
+// account past its failures gets 429 without a check. Unknown e-mail
+// addresses are counted too.
 func (h *accountHandlers) login(c echo.Context) error {
 	var req loginRequest
 	if err := h.readBody(c, &req); err != nil {
 		return err
 	}
-	res, err := h.accounts.Login(c.Request().Context(), req.Email, req.Password)
+	ctx := c.Request().Context()
+	account := models.EmailKey(req.Email)
+	if err := h.guard.Begin(c, account); err != nil {
+		return err
+	}
+	res, err := h.accounts.Login(ctx, req.Email, req.Password)
 	if err != nil {
+		// A wrong password stays counted; an attempt that never reached
+		// the password check (hashing busy, an internal error) is taken
+		// back. Its own error is the answer either way.
+		if models.KindOf(err) != models.KindUnauthenticated {
+			_ = h.guard.Abandoned(ctx, account)
+		}
+		return err
+	}
+	if err := h.guard.Succeeded(ctx, account); err != nil {
 		return err
 	}
 	// The token is a credential: no cache may keep this answer.

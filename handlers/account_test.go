@@ -145,7 +145,10 @@ func TestLogin(t *testing.T) {
 }
 
 // checkSameRefusal checks that two refused logins are indistinguishable:
-// 401, the same headers and the same body apart from the request ID.
+// 401, the same headers and the same body apart from the request ID and
+// the RateLimit field's counters (the per-IP and per-account counts differ
+// from one attempt to the next). The RateLimit field must still name the
+// same policies, and RateLimit-Policy (quotas and windows) must be equal.
 func checkSameRefusal(t *testing.T, a, b *httptest.ResponseRecorder) {
 	t.Helper()
 	checkStatus(t, a, http.StatusUnauthorized, "first refusal")
@@ -156,9 +159,12 @@ func checkSameRefusal(t *testing.T, a, b *httptest.ResponseRecorder) {
 	if ba != bb {
 		t.Errorf("bodies differ:\n%s\n%s", ba, bb)
 	}
+	checkSamePolicyNames(t, a.Header(), b.Header())
 	ha, hb := a.Header().Clone(), b.Header().Clone()
-	ha.Del(echo.HeaderXRequestID)
-	hb.Del(echo.HeaderXRequestID)
+	for _, h := range []http.Header{ha, hb} {
+		h.Del(echo.HeaderXRequestID)
+		h.Del(headerRateLimit)
+	}
 	if !maps.EqualFunc(ha, hb, func(x, y []string) bool { return strings.Join(x, "\n") == strings.Join(y, "\n") }) {
 		t.Errorf("headers differ:\n%v\n%v", ha, hb)
 	}

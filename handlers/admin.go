@@ -15,6 +15,7 @@ import (
 type adminHandlers struct {
 	kit
 	db *models.DB
+	rl *middleware.RateLimiter
 }
 
 func (h *adminHandlers) repo(c echo.Context) (*models.AdminUsers, error) {
@@ -82,12 +83,18 @@ func (h *adminHandlers) unlock(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := repo.Unlock(c.Request().Context(), c.Param("id")); err != nil {
+	u, err := repo.Unlock(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	// Unlocking also clears the account's failed-login count: this is how
+	// an admin ends a lock-out an attacker caused by failing on purpose.
+	if err := h.rl.ResetFailures(c.Request().Context(), models.EmailKey(u.Email)); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
 }
 
 func (h *adminHandlers) unlockDoc() routeDoc {
-	return routeDoc{id: "adminUnlockUser", summary: "Unlock a user", tag: "admin", status: http.StatusNoContent}
+	return routeDoc{id: "adminUnlockUser", summary: "Unlock a user and clear their failed-login count", tag: "admin", status: http.StatusNoContent}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"github.com/rampart-go/rampart/middleware"
 	"github.com/rampart-go/rampart/models"
 	"github.com/rampart-go/rampart/models/dbtest"
 )
@@ -103,6 +104,10 @@ func newTestAPIWith(tb testing.TB, db *models.DB, configure func(*Deps)) *testAP
 		Cursors:  cursors,
 		Logger:   slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Version:  "test",
+		// Tests send many requests from one address and register many
+		// users: the limits are raised here, and the rate-limit tests set
+		// their own.
+		Limits: generousLimits(),
 	}
 	if configure != nil {
 		configure(&deps)
@@ -212,6 +217,7 @@ func (a *testAPI) serve(tb testing.TB, r *http.Request, raw ...string) *httptest
 	if rec.Code >= 400 {
 		checkProblem(tb, r, rec, raw)
 	}
+	checkRateLimitFields(tb, fmt.Sprintf("%s %s: %d", r.Method, r.URL.RequestURI(), rec.Code), rec.Header())
 	return rec
 }
 
@@ -303,6 +309,8 @@ type problemJSON struct {
 		Field   string `json:"field"`
 		Message string `json:"message"`
 	} `json:"errors"`
+	// ViolatedPolicies names the rate-limit policies a 429 broke.
+	ViolatedPolicies []string `json:"violated-policies"`
 }
 
 // hasField reports whether the problem names field in its errors list.
@@ -316,7 +324,7 @@ func (p problemJSON) hasField(field string) bool {
 }
 
 // problemMembers are the members a problem body may have.
-var problemMembers = []string{"detail", "errors", "request_id", "status", "title", "type"}
+var problemMembers = []string{"detail", "errors", "request_id", "status", "title", "type", "violated-policies"}
 
 // leakMarkers must never appear in an error body: stack traces, Go source
 // positions, SQL and runtime panics. Compared case-insensitively.
@@ -353,6 +361,14 @@ func checkProblem(tb testing.TB, r *http.Request, rec *httptest.ResponseRecorder
 	}
 	if p.Type == "" || p.Title == "" {
 		tb.Errorf("%s: problem lacks type or title: %s", where, body)
+	}
+	// violated-policies belongs to the rate-limit problem type only
+	// (draft-ietf-httpapi-ratelimit-headers), and is never empty there.
+	if _, ok := members["violated-policies"]; ok && (p.Type != problemTypeRateLimited || len(p.ViolatedPolicies) == 0) {
+		tb.Errorf("%s: violated-policies %v on a problem of type %q", where, p.ViolatedPolicies, p.Type)
+	}
+	if p.Type == problemTypeRateLimited && (rec.Code != http.StatusTooManyRequests || len(p.ViolatedPolicies) == 0) {
+		tb.Errorf("%s: a rate-limit problem needs status 429 and violated-policies: %s", where, body)
 	}
 	if p.Status != rec.Code {
 		tb.Errorf("%s: problem status %d differs from the HTTP status", where, p.Status)
@@ -468,7 +484,13 @@ var (
 	projectMembers   = []string{"id", "name", "description", "created_at", "updated_at"}
 	taskMembers      = []string{"id", "project_id", "title", "done", "due_date", "created_at", "updated_at"}
 	pageMembers      = []string{"items", "next_cursor"}
+	apiKeyMembers    = []string{"id", "name", "scopes", "prefix", "rate_limit", "expires_at", "last_used_at", "created_at"}
+	newAPIKeyMembers = append(slices.Clone(apiKeyMembers), "key")
 )
+
+// problemTypeRateLimited is the problem type of a rate-limit 429, written
+// out here rather than taken from the code under test.
+const problemTypeRateLimited = "https://iana.org/assignments/http-problem-types#quota-exceeded"
 
 type userJSON struct {
 	ID          string `json:"id"`
@@ -505,6 +527,20 @@ type taskJSON struct {
 	DueDate   *string `json:"due_date"`
 	CreatedAt string  `json:"created_at"`
 	UpdatedAt string  `json:"updated_at"`
+}
+
+// apiKeyJSON is an API key as listed; Key is set only in the answer to
+// its creation.
+type apiKeyJSON struct {
+	ID         string   `json:"id"`
+	Name       string   `json:"name"`
+	Scopes     []string `json:"scopes"`
+	Prefix     string   `json:"prefix"`
+	RateLimit  int      `json:"rate_limit"`
+	ExpiresAt  *string  `json:"expires_at"`
+	LastUsedAt *string  `json:"last_used_at"`
+	CreatedAt  string   `json:"created_at"`
+	Key        string   `json:"key"`
 }
 
 type pageJSON[T any] struct {
@@ -625,6 +661,23 @@ func (a *testAPI) createTask(tb testing.TB, token, projectID, title string) task
 	return t
 }
 
+// createKey creates an API key through the API with a session token and
+// returns it with its secret.
+func (a *testAPI) createKey(tb testing.TB, token, body string) apiKeyJSON {
+	tb.Helper()
+	rec := a.call(tb, http.MethodPost, "/v1/api-keys", token, body)
+	expectStatus(tb, rec, http.StatusCreated, "create API key")
+	var k apiKeyJSON
+	decodeExact(tb, rec, &k, newAPIKeyMembers...)
+	return k
+}
+
+// listKeys lists every API key of the session's user.
+func (a *testAPI) listKeys(tb testing.TB, token string) []apiKeyJSON {
+	tb.Helper()
+	return walk[apiKeyJSON](tb, a, token, "/v1/api-keys", MaxPageLimit)
+}
+
 // walk follows a list from its first page to its last with the given page
 // size and returns all items, checking each page's shape.
 func walk[T any](tb testing.TB, a *testAPI, token, path string, limit int) []T {
@@ -673,4 +726,16 @@ func pathParams(path string) []string {
 		}
 	}
 	return out
+}
+
+// generousLimits are the default policies with rates no functional test
+// reaches.
+func generousLimits() middleware.Limits {
+	l := middleware.DefaultLimits()
+	for _, lim := range []*middleware.Limit{&l.IP, &l.User, &l.LoginIP, &l.RegisterIP} {
+		lim.Rate = 1_000_000
+	}
+	l.APIKeyMax = 1_000_000
+	l.LoginFailures = 1_000_000
+	return l
 }

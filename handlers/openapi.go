@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/rampart-go/rampart/middleware"
 )
 
 // openAPIDocument renders the OpenAPI 3.1 document of the route table. It is
@@ -133,7 +135,9 @@ func responses(r route) map[string]any {
 		ok["content"] = map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}
 	}
 	out[strconv.Itoa(r.doc.status)] = ok
-	statuses := []int{http.StatusNotAcceptable, http.StatusInternalServerError}
+	// Every route is rate-limited per client IP (and per user or key when
+	// authenticated), and every request has a deadline.
+	statuses := []int{http.StatusNotAcceptable, http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusServiceUnavailable}
 	if !r.policy.IsPublic() {
 		statuses = append(statuses, http.StatusUnauthorized, http.StatusForbidden)
 	}
@@ -150,10 +154,20 @@ func responses(r route) map[string]any {
 	statuses = append(statuses, r.doc.errors...)
 	slices.Sort(statuses)
 	for _, s := range slices.Compact(statuses) {
-		out[strconv.Itoa(s)] = map[string]any{
+		resp := map[string]any{
 			"description": http.StatusText(s),
 			"content":     map[string]any{MIMEProblemJSON: map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/Problem"}}},
 		}
+		if s == http.StatusTooManyRequests {
+			resp["description"] = "Rate limited (type " + middleware.ProblemTypeRateLimited + ", with Retry-After, " +
+				"RateLimit-Policy and RateLimit) or a resource quota is full (type " + ProblemTypeQuota + ", no Retry-After)"
+			resp["headers"] = map[string]any{
+				"Retry-After":      map[string]any{"schema": map[string]any{"type": "integer"}},
+				"RateLimit-Policy": map[string]any{"schema": map[string]any{"type": "string"}},
+				"RateLimit":        map[string]any{"schema": map[string]any{"type": "string"}},
+			}
+		}
+		out[strconv.Itoa(s)] = resp
 	}
 	return out
 }
@@ -165,7 +179,8 @@ func problemSchema() map[string]any {
 		"required": []string{"type", "title", "status"},
 		"properties": map[string]any{
 			"type": str, "title": str, "detail": str, "request_id": str,
-			"status": map[string]any{"type": "integer"},
+			"status":            map[string]any{"type": "integer"},
+			"violated-policies": map[string]any{"type": "array", "items": str},
 			"errors": map[string]any{"type": "array", "items": map[string]any{
 				"type": "object", "required": []string{"field", "message"},
 				"properties": map[string]any{"field": str, "message": str},
@@ -205,6 +220,15 @@ func schemaOf(t reflect.Type, request bool) map[string]any {
 		required := []string{}
 		for i := range t.NumField() {
 			f := t.Field(i)
+			if f.Anonymous && f.Type.Kind() == reflect.Struct {
+				// An embedded struct's fields are inlined, as encoding/json does.
+				inner := schemaOf(f.Type, request)
+				for k, v := range inner["properties"].(map[string]any) {
+					props[k] = v
+				}
+				required = append(required, inner["required"].([]string)...)
+				continue
+			}
 			if !f.IsExported() {
 				continue
 			}
@@ -226,19 +250,45 @@ func schemaOf(t reflect.Type, request bool) map[string]any {
 	return map[string]any{}
 }
 
+// applyRules maps validate rules onto s. min and max bound a string's
+// length, an array's item count or an integer's value, as the validator
+// reads them; the rules after dive apply to an array's items.
 func applyRules(s map[string]any, rules []string) {
 	for _, rule := range rules {
 		name, param, _ := strings.Cut(rule, "=")
 		n, _ := strconv.Atoi(param)
 		switch name {
+		case "dive":
+			if items, ok := s["items"].(map[string]any); ok {
+				s = items
+			}
 		case "min":
-			s["minLength"] = n
+			s[boundKeyword(s, "minLength", "minItems", "minimum")] = n
 		case "max":
-			s["maxLength"] = n
+			s[boundKeyword(s, "maxLength", "maxItems", "maximum")] = n
+		case "unique":
+			s["uniqueItems"] = true
+		case "oneof":
+			s["enum"] = strings.Fields(param)
 		case "email":
 			s["format"] = "email"
 		case "date":
 			s["format"] = "date"
 		}
 	}
+}
+
+// boundKeyword picks the JSON Schema keyword for a bound on s by its type.
+func boundKeyword(s map[string]any, str, array, number string) string {
+	typ, _ := s["type"].(string)
+	if types, ok := s["type"].([]string); ok && len(types) > 0 {
+		typ = types[0]
+	}
+	switch typ {
+	case "array":
+		return array
+	case "integer", "number":
+		return number
+	}
+	return str
 }

@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -20,6 +23,11 @@ type problem struct {
 	Detail    string         `json:"detail,omitempty"`
 	RequestID string         `json:"request_id,omitempty"`
 	Errors    []problemField `json:"errors,omitempty"`
+	// ViolatedPolicies names the rate-limit policies a 429 broke
+	// (draft-ietf-httpapi-ratelimit-headers, problem type quota-exceeded).
+	ViolatedPolicies []string `json:"violated-policies,omitempty"`
+
+	retryAfter time.Duration
 }
 
 type problemField struct {
@@ -28,6 +36,11 @@ type problemField struct {
 }
 
 const errorHandledKey = "rampart.error_handled"
+
+// ProblemTypeQuota is the problem type of a 429 for a full resource quota
+// (100 projects, ...): unlike a rate limit, waiting does not help, so it
+// carries no Retry-After.
+const ProblemTypeQuota = "tag:rampart.dev,2026:problem:resource-quota-exceeded"
 
 // MIMEProblemJSON is the media type of every error body.
 const MIMEProblemJSON = "application/problem+json"
@@ -44,6 +57,7 @@ var kindStatus = map[models.Kind]int{
 	models.KindUnsupportedMedia: http.StatusUnsupportedMediaType,
 	models.KindNotAcceptable:    http.StatusNotAcceptable,
 	models.KindRateLimited:      http.StatusTooManyRequests,
+	models.KindQuotaExceeded:    http.StatusTooManyRequests,
 	models.KindUnavailable:      http.StatusServiceUnavailable,
 }
 
@@ -60,6 +74,7 @@ var defaultDetail = map[int]string{
 	http.StatusUnsupportedMediaType:  "The request body must be application/json.",
 	http.StatusUnprocessableEntity:   "The request has invalid fields.",
 	http.StatusTooManyRequests:       "Too many requests; retry later.",
+	http.StatusGatewayTimeout:        "The request took too long.",
 	http.StatusInternalServerError:   "An internal error occurred. Quote the request ID when reporting it.",
 	http.StatusServiceUnavailable:    "The service is temporarily unavailable; retry later.",
 }
@@ -95,6 +110,9 @@ func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		// content headers a handler may have set before failing.
 		h.Set(echo.HeaderCacheControl, "no-store")
 		h.Del(echo.HeaderContentDisposition)
+		if p.retryAfter > 0 {
+			h.Set(echo.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(p.retryAfter.Seconds()))))
+		}
 		body, mErr := json.Marshal(p)
 		if mErr != nil {
 			body = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500}`)
@@ -111,19 +129,30 @@ func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 
 func problemFor(err error) problem {
 	status := http.StatusInternalServerError
+	typ := "about:blank"
 	var (
-		detail string
-		fields []models.FieldError
-		me     *models.Error
-		he     *echo.HTTPError
-		mbe    *http.MaxBytesError
+		policies []string
+		retry    time.Duration
+		detail   string
+		fields   []models.FieldError
+		me       *models.Error
+		he       *echo.HTTPError
+		mbe      *http.MaxBytesError
 	)
 	switch {
 	case errors.As(err, &me):
 		status, detail, fields = kindStatus[me.Kind], me.Detail, me.Fields
 		if status == 0 || me.Kind == models.KindInternal {
 			status, detail, fields = http.StatusInternalServerError, "", nil
+			break
 		}
+		switch me.Kind {
+		case models.KindRateLimited:
+			typ, policies = middleware.ProblemTypeRateLimited, me.Policies
+		case models.KindQuotaExceeded:
+			typ = ProblemTypeQuota
+		}
+		retry = me.RetryAfter
 	case errors.As(err, &mbe):
 		status = http.StatusRequestEntityTooLarge
 	case errors.As(err, &he):
@@ -137,7 +166,7 @@ func problemFor(err error) problem {
 	if detail == "" {
 		detail = defaultDetail[status]
 	}
-	p := problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail}
+	p := problem{Type: typ, Title: http.StatusText(status), Status: status, Detail: detail, ViolatedPolicies: policies, retryAfter: retry}
 	for _, f := range fields {
 		p.Errors = append(p.Errors, problemField(f))
 	}

@@ -24,13 +24,13 @@ func TestRegisterRefusesRoutesWithoutPolicy(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			err := register(echo.New(), routes, nil)
+			err := register(echo.New(), routes, routeEnv{})
 			if err == nil || !strings.Contains(err.Error(), "/x") {
 				t.Fatalf("register = %v, want an error naming the route", err)
 			}
 		})
 	}
-	if err := register(echo.New(), []route{{method: http.MethodGet, path: "/x", handler: ok, policy: middleware.Public()}}, nil); err != nil {
+	if err := register(echo.New(), []route{{method: http.MethodGet, path: "/x", handler: ok, policy: middleware.Public()}}, routeEnv{}); err != nil {
 		t.Fatalf("a route with a policy is refused: %v", err)
 	}
 }

@@ -18,7 +18,29 @@ type route struct {
 	handler  echo.HandlerFunc
 	query    []string // the query parameters it takes; any other is 400
 	produces string   // the media type of its success answer; "" = application/json
+	limit    rateClass
+	body     int64 // the largest body it takes; 0 = the configured default
 	doc      routeDoc
+}
+
+// rateClass selects the extra per-IP limit of a route beyond the general
+// ones (per IP, per user, per API key), and other resource guards.
+type rateClass int
+
+const (
+	classGeneral  rateClass = iota
+	classLogin              // login attempts per IP; fail closed
+	classRegister           // registrations per IP; fail closed
+	classReport             // expensive: a per-user concurrency cap
+)
+
+// routeEnv is what register needs besides the routes.
+type routeEnv struct {
+	auth              middleware.Authenticator
+	rl                *middleware.RateLimiter
+	limits            middleware.Limits
+	bodyLimit         int64
+	reportConcurrency int
 }
 
 // routeDoc describes a route for the OpenAPI document.
@@ -40,12 +62,13 @@ func (r route) mediaType() string {
 	return r.produces
 }
 
-// register adds every route to e behind its own middleware: the policy
-// (401/403), the query allowlist (400) and content negotiation (406). It
-// fails, and so does start-up, if a route has no valid policy or if two
-// routes claim the same method and path. Default deny: there is no way to
-// register a route around this.
-func register(e *echo.Echo, routes []route, auth middleware.Authenticator) error {
+// register adds every route to e behind its own middleware: its class's
+// per-IP limit (429), the body cap (413), the policy (401/403), the per-user
+// and per-key limits (429), the query allowlist (400) and content
+// negotiation (406). It fails, and so does start-up, if a route has no
+// valid policy or if two routes claim the same method and path. Default
+// deny: there is no way to register a route around this.
+func register(e *echo.Echo, routes []route, env routeEnv) error {
 	seen := map[string]bool{}
 	for _, r := range routes {
 		key := r.method + " " + r.path
@@ -59,11 +82,27 @@ func register(e *echo.Echo, routes []route, auth middleware.Authenticator) error
 			return fmt.Errorf("route %s is registered twice", key)
 		}
 		seen[key] = true
-		e.Add(r.method, r.path, r.handler,
-			middleware.Enforce(r.policy, auth),
-			middleware.StrictQuery(r.query...),
-			middleware.Produces(r.mediaType()),
+		var mws []echo.MiddlewareFunc
+		switch r.limit {
+		case classLogin:
+			mws = append(mws, middleware.LimitIP(env.rl, env.limits.LoginIP, middleware.FailClosed))
+		case classRegister:
+			mws = append(mws, middleware.LimitIP(env.rl, env.limits.RegisterIP, middleware.FailClosed))
+		}
+		body := env.bodyLimit
+		if r.body > 0 {
+			body = min(r.body, body)
+		}
+		mws = append(mws,
+			middleware.BodyLimit(body),
+			middleware.Enforce(r.policy, env.auth),
+			middleware.LimitPrincipal(env.rl, env.limits.User, env.limits.APIKeyMax),
 		)
+		if r.limit == classReport {
+			mws = append(mws, middleware.ConcurrencyLimit("report-concurrency", env.reportConcurrency))
+		}
+		mws = append(mws, middleware.StrictQuery(r.query...), middleware.Produces(r.mediaType()))
+		e.Add(r.method, r.path, r.handler, mws...)
 	}
 	return nil
 }
@@ -80,30 +119,35 @@ func (s *server) routes() []route {
 	write := middleware.Owner("projects:write")
 	admin := middleware.Admin()
 	service := middleware.Service()
-	a, p, t, rep, adm, m, svc := s.accounts, s.projects, s.tasks, s.reports, s.admin, s.meta, s.service
+	a, k, p, t, rep, adm, m, svc := s.accounts, s.apiKeys, s.projects, s.tasks, s.reports, s.admin, s.meta, s.service
 	return []route{
 		{method: http.MethodGet, path: "/", policy: pub, handler: m.index, doc: m.indexDoc()},
 		{method: http.MethodGet, path: "/healthz", policy: pub, handler: m.healthz, doc: m.healthzDoc()},
 		{method: http.MethodGet, path: "/readyz", policy: pub, handler: m.readyz, doc: m.readyzDoc()},
 		{method: http.MethodGet, path: "/openapi.json", policy: pub, handler: m.openapi, doc: m.openapiDoc()},
 
-		{method: http.MethodPost, path: "/v1/auth/register", policy: pub, handler: a.register, doc: a.registerDoc()},
-		{method: http.MethodPost, path: "/v1/auth/login", policy: pub, handler: a.login, doc: a.loginDoc()},
+		{method: http.MethodPost, path: "/v1/auth/register", policy: pub, handler: a.register, limit: classRegister, body: 4 << 10, doc: a.registerDoc()},
+		{method: http.MethodPost, path: "/v1/auth/login", policy: pub, handler: a.login, limit: classLogin, body: 4 << 10, doc: a.loginDoc()},
 		{method: http.MethodPost, path: "/v1/auth/logout", policy: authn, handler: a.logout, doc: a.logoutDoc()},
 		{method: http.MethodGet, path: "/v1/me", policy: authn, handler: a.me, doc: a.meDoc()},
-		{method: http.MethodPost, path: "/v1/me/password", policy: authn, handler: a.changePassword, doc: a.changePasswordDoc()},
+		{method: http.MethodPost, path: "/v1/me/password", policy: authn, handler: a.changePassword, body: 4 << 10, doc: a.changePasswordDoc()},
 
-		{method: http.MethodPost, path: "/v1/projects", policy: write, handler: p.create, doc: p.createDoc()},
+		// API keys are managed with a session only: a key never manages keys.
+		{method: http.MethodPost, path: "/v1/api-keys", policy: authn, handler: k.create, body: 4 << 10, doc: k.createDoc()},
+		{method: http.MethodGet, path: "/v1/api-keys", policy: authn, handler: k.list, query: paged, doc: k.listDoc()},
+		{method: http.MethodDelete, path: "/v1/api-keys/:id", policy: authn, handler: k.delete, doc: k.deleteDoc()},
+
+		{method: http.MethodPost, path: "/v1/projects", policy: write, handler: p.create, body: 32 << 10, doc: p.createDoc()},
 		{method: http.MethodGet, path: "/v1/projects", policy: read, handler: p.list, query: paged, doc: p.listDoc()},
 		{method: http.MethodGet, path: "/v1/projects/:id", policy: read, handler: p.get, doc: p.getDoc()},
-		{method: http.MethodPatch, path: "/v1/projects/:id", policy: write, handler: p.update, doc: p.updateDoc()},
+		{method: http.MethodPatch, path: "/v1/projects/:id", policy: write, handler: p.update, body: 32 << 10, doc: p.updateDoc()},
 		{method: http.MethodDelete, path: "/v1/projects/:id", policy: write, handler: p.delete, doc: p.deleteDoc()},
-		{method: http.MethodGet, path: "/v1/projects/:id/report", policy: read, handler: rep.report, produces: mimeHTML, doc: rep.reportDoc()},
+		{method: http.MethodGet, path: "/v1/projects/:id/report", policy: read, handler: rep.report, produces: mimeHTML, limit: classReport, doc: rep.reportDoc()},
 
-		{method: http.MethodPost, path: "/v1/projects/:id/tasks", policy: write, handler: t.create, doc: t.createDoc()},
+		{method: http.MethodPost, path: "/v1/projects/:id/tasks", policy: write, handler: t.create, body: 4 << 10, doc: t.createDoc()},
 		{method: http.MethodGet, path: "/v1/projects/:id/tasks", policy: read, handler: t.list, query: paged, doc: t.listDoc()},
 		{method: http.MethodGet, path: "/v1/projects/:id/tasks/:task_id", policy: read, handler: t.get, doc: t.getDoc()},
-		{method: http.MethodPatch, path: "/v1/projects/:id/tasks/:task_id", policy: write, handler: t.update, doc: t.updateDoc()},
+		{method: http.MethodPatch, path: "/v1/projects/:id/tasks/:task_id", policy: write, handler: t.update, body: 4 << 10, doc: t.updateDoc()},
 		{method: http.MethodDelete, path: "/v1/projects/:id/tasks/:task_id", policy: write, handler: t.delete, doc: t.deleteDoc()},
 
 		{method: http.MethodGet, path: "/v1/admin/users", policy: admin, handler: adm.listUsers, query: paged, doc: adm.listUsersDoc()},

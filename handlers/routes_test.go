@@ -13,6 +13,8 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/labstack/echo/v4"
+
+	"github.com/rampart-go/rampart/models"
 )
 
 // The route-table conformance test holds every route of the table that
@@ -60,6 +62,12 @@ var routeBodies = map[string]bodyCase{
 		valid:   func(*fixture) string { return `{"name":"Conformance","description":"made by the route table test"}` },
 		invalid: `{"name":"","description":"an empty name is not a name"}`,
 	},
+	"POST /v1/api-keys": {
+		valid: func(*fixture) string {
+			return `{"name":"Conformance key","scopes":["projects:read"],"expires_at":null,"rate_limit":60}`
+		},
+		invalid: `{"name":"","scopes":[]}`,
+	},
 	"PATCH /v1/projects/:id": {
 		valid:   func(*fixture) string { return `{"name":"Renamed by the route table test"}` },
 		invalid: `{"name":""}`,
@@ -100,8 +108,15 @@ type fixture struct {
 	pendingPassword string
 }
 
+// fixtureQuotas are far above what the conformance tests create: they make
+// a fresh project and key for nearly every call, and the quotas have
+// tests of their own (quota_test.go).
+var fixtureQuotas = models.Quotas{ProjectsPerUser: 100_000, TasksPerProject: 100_000, APIKeysPerUser: 100_000}
+
 func newFixture(t *testing.T, api *testAPI) *fixture {
 	t.Helper()
+	// Before the first request: SetQuotas is a start-up setting.
+	api.db.SetQuotas(fixtureQuotas)
 	fx := &fixture{
 		api:       api,
 		owner:     api.signUp(t),
@@ -142,6 +157,14 @@ func (fx *fixture) ownerObjects(t *testing.T) (projectID, taskID string) {
 	return p.ID, task.ID
 }
 
+// ownerKey makes a fresh API key of the owner with both scopes and returns
+// its ID and the key itself.
+func (fx *fixture) ownerKey(t *testing.T) (id, key string) {
+	t.Helper()
+	k := fx.api.createKey(t, fx.owner.Token, `{"name":"Owner's key","scopes":["projects:read","projects:write"]}`)
+	return k.ID, k.Key
+}
+
 // params returns path parameter values that address existing objects the
 // caller of r may use. A route with parameters the test does not know
 // fails here: teach params (and the object-level checks) what they mean.
@@ -156,6 +179,9 @@ func (fx *fixture) params(t *testing.T, r route) map[string]string {
 		return map[string]string{"id": p, "task_id": task}
 	case strings.HasPrefix(r.path, "/v1/admin/users/:id"):
 		return map[string]string{"id": fx.target.ID}
+	case strings.HasPrefix(r.path, "/v1/api-keys/:id"):
+		id, _ := fx.ownerKey(t)
+		return map[string]string{"id": id}
 	}
 	t.Fatalf("route %s has path parameters %v the conformance test does not know", routeKey(r), names)
 	return nil
@@ -457,21 +483,31 @@ func (fx *fixture) testUnsupportedMedia(t *testing.T, r route) {
 	}
 }
 
-// testTooLarge: a body over the limit is 413, whether its length is
-// declared or it arrives chunked, even when it is otherwise valid; a body
-// of exactly the limit is read.
+// bodyCap is the largest body route r takes: its own cap, or the default
+// when it has none or a larger one.
+func bodyCap(r route) int {
+	if r.body > 0 && r.body < DefaultBodyLimit {
+		return int(r.body)
+	}
+	return DefaultBodyLimit
+}
+
+// testTooLarge: a body over the route's limit is 413, whether its length
+// is declared or it arrives chunked, even when it is otherwise valid; a
+// body of exactly the limit is read.
 func (fx *fixture) testTooLarge(t *testing.T, r route) {
+	limit := bodyCap(r)
 	padded := func(size int) string {
 		b := fx.validBody(r)
 		return b + strings.Repeat(" ", size-len(b))
 	}
 	// Honest Content-Length.
-	req := fx.request(t, r, padded(DefaultBodyLimit+1))
+	req := fx.request(t, r, padded(limit+1))
 	checkStatus(t, fx.api.serve(t, req), http.StatusRequestEntityTooLarge, "Content-Length over the limit")
 
 	// Chunked, length unknown until read.
 	req = fx.request(t, r, "")
-	req.Body = io.NopCloser(io.MultiReader(strings.NewReader(padded(DefaultBodyLimit + 1))))
+	req.Body = io.NopCloser(io.MultiReader(strings.NewReader(padded(limit + 1))))
 	req.ContentLength = -1
 	req.TransferEncoding = []string{"chunked"}
 	req.Header.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
@@ -489,7 +525,7 @@ func (fx *fixture) testTooLarge(t *testing.T, r route) {
 	if routeKey(r) == "POST /v1/me/password" {
 		return // a second change would need the password of the first
 	}
-	req = fx.request(t, r, padded(DefaultBodyLimit))
+	req = fx.request(t, r, padded(limit))
 	checkStatus(t, fx.api.serve(t, req), r.doc.status, "body of exactly the limit")
 }
 
@@ -685,6 +721,15 @@ func (fx *fixture) testIDs(t *testing.T, r route) {
 	switch {
 	case r.policy.String() == "admin":
 		// An admin may act on any user: there is no "someone else's" user.
+		return
+	case strings.HasPrefix(r.path, "/v1/api-keys/:id"):
+		// Another user's key: 404, and it keeps working for its owner.
+		id, key := fx.ownerKey(t)
+		checkStatus(t, send(fx.other.Token, map[string]string{"id": id}), http.StatusNotFound, "another user's key")
+		checkStatus(t, fx.api.call(t, http.MethodGet, "/v1/projects", key, ""), http.StatusOK, "the key after another user's call")
+		if !slices.ContainsFunc(fx.api.listKeys(t, fx.owner.Token), func(k apiKeyJSON) bool { return k.ID == id }) {
+			t.Errorf("the owner's key %s is gone from their list after another user's call", id)
+		}
 		return
 	case strings.HasPrefix(r.path, "/v1/projects/:id"):
 	default:

@@ -29,11 +29,47 @@ type Deps struct {
 	TrustedProxies []*net.IPNet
 	// Metrics, when set, counts requests per route.
 	Metrics *middleware.Metrics
+	// RateLimiter holds the rate-limit state (Redis or memory); nil means a
+	// memory limiter of this instance.
+	RateLimiter *middleware.RateLimiter
+	// Limits are the rate-limit policies; the zero value means
+	// middleware.DefaultLimits().
+	Limits middleware.Limits
+	// RequestTimeout bounds each request's context; 0 means 10 s.
+	RequestTimeout time.Duration
+	// ReportConcurrency is how many report pages one user may render at
+	// once; 0 means 2.
+	ReportConcurrency int
+}
+
+// defaults fills the zero fields of d.
+func (d *Deps) defaults() error {
+	if d.BodyLimit <= 0 {
+		d.BodyLimit = DefaultBodyLimit
+	}
+	if d.Limits == (middleware.Limits{}) {
+		d.Limits = middleware.DefaultLimits()
+	}
+	if d.RequestTimeout <= 0 {
+		d.RequestTimeout = 10 * time.Second
+	}
+	if d.ReportConcurrency <= 0 {
+		d.ReportConcurrency = 2
+	}
+	if d.RateLimiter == nil {
+		rl, err := middleware.NewRateLimiter(middleware.RateLimiterConfig{Logger: d.Logger})
+		if err != nil {
+			return err
+		}
+		d.RateLimiter = rl
+	}
+	return nil
 }
 
 // server holds one handler value per resource family.
 type server struct {
 	accounts *accountHandlers
+	apiKeys  *apiKeyHandlers
 	projects *projectHandlers
 	tasks    *taskHandlers
 	reports  *reportHandlers
@@ -70,8 +106,8 @@ func newEcho(d Deps, listener string) (*echo.Echo, []route, error) {
 	if d.DB == nil || d.Accounts == nil || d.Cursors == nil || d.Logger == nil {
 		return nil, nil, errors.New("handlers: DB, Accounts, Cursors and Logger are required")
 	}
-	if d.BodyLimit <= 0 {
-		d.BodyLimit = DefaultBodyLimit
+	if err := d.defaults(); err != nil {
+		return nil, nil, err
 	}
 	val, err := newValidate()
 	if err != nil {
@@ -83,11 +119,13 @@ func newEcho(d Deps, listener string) (*echo.Echo, []route, error) {
 		return nil, nil, err
 	}
 	s := &server{
-		accounts: &accountHandlers{kit: k, accounts: d.Accounts},
+		accounts: &accountHandlers{kit: k, accounts: d.Accounts, guard: middleware.LoginGuard{
+			RL: d.RateLimiter, Max: d.Limits.LoginFailures, Window: d.Limits.LoginWindow}},
+		apiKeys:  &apiKeyHandlers{kit: k, db: d.DB, limits: d.Limits},
 		projects: &projectHandlers{kit: k, db: d.DB},
 		tasks:    &taskHandlers{kit: k, db: d.DB},
 		reports:  reports,
-		admin:    &adminHandlers{kit: k, db: d.DB},
+		admin:    &adminHandlers{kit: k, db: d.DB, rl: d.RateLimiter},
 		meta:     &metaHandlers{db: d.DB},
 		service:  &serviceHandlers{db: d.DB},
 	}
@@ -109,6 +147,15 @@ func newEcho(d Deps, listener string) (*echo.Echo, []route, error) {
 	if d.Metrics != nil {
 		global = append(global, d.Metrics.Middleware(listener))
 	}
+	global = append(global,
+		// Every request, even to an unknown path, counts against its
+		// client IP; the general limits fall back to this instance's
+		// memory if Redis is down.
+		middleware.LimitIP(d.RateLimiter, d.Limits.IP, middleware.FailOpen),
+		// A deadline for every request: slow queries and stuck
+		// dependencies end with 503 instead of holding resources.
+		echomw.ContextTimeoutWithConfig(echomw.ContextTimeoutConfig{Timeout: d.RequestTimeout}),
+	)
 	e.Use(global...)
 	e.Use(
 		// Last-resort panic handler: the panic and its stack go to the log,
@@ -133,7 +180,8 @@ func newEcho(d Deps, listener string) (*echo.Echo, []route, error) {
 			routes = append(routes, r)
 		}
 	}
-	if err := register(e, routes, d.Accounts); err != nil {
+	env := routeEnv{auth: d.Accounts, rl: d.RateLimiter, limits: d.Limits, bodyLimit: d.BodyLimit, reportConcurrency: d.ReportConcurrency}
+	if err := register(e, routes, env); err != nil {
 		return nil, nil, err
 	}
 	return e, routes, nil

@@ -3,6 +3,7 @@ package models
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -207,10 +208,18 @@ var errBadToken = &Error{Kind: KindUnauthenticated, Detail: "The access token is
 // IsSessionToken reports whether token has the shape of a session token.
 func IsSessionToken(token string) bool { return wellFormedToken(token, SessionTokenPrefix) }
 
-// Authenticate resolves a session token to its principal. The user's lock
-// state is read in the same statement, so a lock takes effect on the next
-// request. Errors: KindUnauthenticated, KindUnavailable.
+// Authenticate resolves a bearer credential, a session token (rps_) or an
+// API key (rpk_), to its principal. The user's lock state is read in the
+// same statement, so a lock takes effect on the next request. Errors:
+// KindUnauthenticated, KindUnavailable.
 func (a *Accounts) Authenticate(ctx context.Context, token string) (Principal, error) {
+	if strings.HasPrefix(token, APIKeyPrefix) {
+		return a.authenticateAPIKey(ctx, token)
+	}
+	return a.authenticateSession(ctx, token)
+}
+
+func (a *Accounts) authenticateSession(ctx context.Context, token string) (Principal, error) {
 	if !IsSessionToken(token) {
 		return Principal{}, errBadToken
 	}

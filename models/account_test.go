@@ -732,13 +732,13 @@ func TestAdminLockAndUnlock(t *testing.T) {
 			if err := admin.Lock(ctx, id); !errors.Is(err, models.ErrNotFound) {
 				t.Errorf("Lock(%q): %v, want not found", id, err)
 			}
-			if err := admin.Unlock(ctx, id); !errors.Is(err, models.ErrNotFound) {
+			if _, err := admin.Unlock(ctx, id); !errors.Is(err, models.ErrNotFound) {
 				t.Errorf("Unlock(%q): %v, want not found", id, err)
 			}
 		}
 
-		if err := admin.Unlock(ctx, u.ID); err != nil {
-			t.Fatal(err)
+		if got, err := admin.Unlock(ctx, u.ID); err != nil || got.Email != u.Email {
+			t.Fatalf("Unlock = %+v, %v", got, err)
 		}
 		rejected(t, a, s1.Token, "old session after unlock") // sessions do not come back
 		authenticate(t, a, login(t, a, u.Email, testPassword).Token)

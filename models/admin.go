@@ -56,17 +56,16 @@ func (a *AdminUsers) Lock(ctx context.Context, userID string) error {
 	})
 }
 
-// Unlock lifts a lock; the user must log in again. Errors: KindNotFound.
-func (a *AdminUsers) Unlock(ctx context.Context, userID string) error {
+// Unlock lifts a lock; the user must log in again. It returns the user, so
+// that the caller can also clear their failed-login count. Errors:
+// KindNotFound.
+func (a *AdminUsers) Unlock(ctx context.Context, userID string) (User, error) {
 	if !ValidID(userID) {
-		return ErrNotFound
+		return User{}, ErrNotFound
 	}
-	n, err := a.db.q().exec(ctx, `UPDATE users SET locked_at = NULL, updated_at = ? WHERE id = ?`, now(), userID)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	var u User
+	err := a.db.q().get(ctx, &u, `
+		UPDATE users SET locked_at = NULL, updated_at = ? WHERE id = ?
+		RETURNING seq, id, email, display_name, role, locked_at, created_at, updated_at`, now(), userID)
+	return u, err
 }

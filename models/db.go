@@ -181,6 +181,7 @@ type DB struct {
 	x       *sqlx.DB
 	dialect Dialect
 	rebinds sync.Map // query text -> dialect-specific query text
+	quotas  Quotas
 }
 
 // OpenDB opens the database named by u and checks that it answers. For
@@ -208,7 +209,7 @@ func OpenDB(ctx context.Context, u DatabaseURL) (*DB, error) {
 		_ = x.Close()
 		return nil, fmt.Errorf("database does not answer: %w", err)
 	}
-	return &DB{x: x, dialect: u.Dialect}, nil
+	return &DB{x: x, dialect: u.Dialect, quotas: DefaultQuotas}, nil
 }
 
 // SQLiteDSN is the driver connection string used for a SQLite file: WAL

@@ -3,6 +3,7 @@ package models
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies an error by what the caller can do about it. The HTTP
@@ -24,7 +25,8 @@ const (
 	KindTooLarge                     // the body is larger than allowed (413)
 	KindUnsupportedMedia             // the body is not of an accepted media type (415)
 	KindNotAcceptable                // the client accepts nothing this endpoint produces (406)
-	KindRateLimited                  // a rate limit or quota is exhausted (429)
+	KindRateLimited                  // a rate limit is exhausted; retry later (429)
+	KindQuotaExceeded                // a resource quota is full; retrying will not help (429)
 	KindUnavailable                  // a dependency is down; retry later (503)
 )
 
@@ -40,6 +42,7 @@ var kindNames = map[Kind]string{
 	KindUnsupportedMedia: "unsupported media type",
 	KindNotAcceptable:    "not acceptable",
 	KindRateLimited:      "rate limited",
+	KindQuotaExceeded:    "quota exceeded",
 	KindUnavailable:      "unavailable",
 }
 
@@ -65,6 +68,10 @@ type Error struct {
 	Detail string       // client-safe explanation; empty means "use the generic text"
 	Fields []FieldError // per-field problems, for KindMalformed and KindInvalid
 	Cause  error        // internal cause; never sent to the client
+	// RetryAfter, when positive, is sent as Retry-After (rate limits, 503).
+	RetryAfter time.Duration
+	// Policies names the violated rate-limit policies (violated-policies).
+	Policies []string
 }
 
 // Error describes the error for logs. It includes the cause, so it must

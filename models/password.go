@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"github.com/alexedwards/argon2id"
@@ -33,29 +34,96 @@ const (
 	PasswordMaxLength = 128
 )
 
-// PasswordHasher hashes and verifies passwords with Argon2id. Each hash
-// takes ~19 MiB and a core for tens of milliseconds, so the hasher admits at
-// most one hash per CPU at a time: a burst of logins queues instead of
-// exhausting memory.
+// PasswordHasher hashes and verifies passwords with Argon2id. Every call
+// allocates the whole memory cost (19 MiB here; 64 MiB with the library's
+// own defaults) and keeps one core busy for its whole run, so concurrent
+// hashing is capped twice: by a memory budget, so a flood of logins cannot
+// exhaust memory, and by a CPU share, so it cannot starve every other
+// request of the cores. Excess calls queue briefly and are then refused
+// with 503 and Retry-After.
 type PasswordHasher struct {
 	params   argon2id.Params
 	slots    chan struct{}
+	maxWait  time.Duration
 	verified atomic.Uint64
+	busy     atomic.Uint64
 }
 
-// NewPasswordHasher returns a hasher using params.
-func NewPasswordHasher(params argon2id.Params) *PasswordHasher {
-	return &PasswordHasher{params: params, slots: make(chan struct{}, runtime.GOMAXPROCS(0))}
+// HasherBudget bounds the hashing a PasswordHasher does at once.
+type HasherBudget struct {
+	// MemoryBytes is the memory all running hashes may hold together:
+	// at most MemoryBytes / params.Memory hashes run at once (at least one).
+	MemoryBytes int64
+	// Concurrency caps the hashes running at once further; zero means no
+	// cap beyond memory. DefaultArgon2Concurrency leaves a core free.
+	Concurrency int
+	// MaxWait is how long a call waits for a slot before it is refused.
+	MaxWait time.Duration
 }
+
+// Argon2 admission defaults: 128 MiB of hashing memory at most, and two
+// seconds of waiting for a slot.
+const (
+	DefaultArgon2MemoryBudget = 128 << 20
+	DefaultArgon2MaxWait      = 2 * time.Second
+)
+
+// DefaultArgon2Concurrency is how many hashes may run at once by default:
+// one fewer than the cores Go schedules on (GOMAXPROCS), at least one. Each
+// hash (p=1) keeps one core busy, so on a machine with two or more cores a
+// login flood leaves at least one core to every other request; measured by
+// scripts/flood-login.sh.
+func DefaultArgon2Concurrency() int { return max(runtime.GOMAXPROCS(0)-1, 1) }
+
+// DefaultHasherBudget is the budget of NewPasswordHasher.
+func DefaultHasherBudget() HasherBudget {
+	return HasherBudget{MemoryBytes: DefaultArgon2MemoryBudget, Concurrency: DefaultArgon2Concurrency(), MaxWait: DefaultArgon2MaxWait}
+}
+
+// NewPasswordHasher returns a hasher using params with the default budget.
+func NewPasswordHasher(params argon2id.Params) *PasswordHasher {
+	return NewPasswordHasherWithBudget(params, DefaultHasherBudget())
+}
+
+// NewPasswordHasherWithBudget returns a hasher that runs at most
+// min(budget.MemoryBytes / memory cost, budget.Concurrency) hashes at once
+// (at least one), and refuses a call that waited budget.MaxWait for a slot.
+func NewPasswordHasherWithBudget(params argon2id.Params, budget HasherBudget) *PasswordHasher {
+	n := max(int(budget.MemoryBytes/(int64(params.Memory)*1024)), 1)
+	if budget.Concurrency > 0 {
+		n = min(n, budget.Concurrency)
+	}
+	return &PasswordHasher{params: params, slots: make(chan struct{}, n), maxWait: budget.MaxWait}
+}
+
+// Slots is how many hashes may run at once.
+func (h *PasswordHasher) Slots() int { return cap(h.slots) }
+
+// errHasherBusy answers a call that found no hashing slot in time.
+var errHasherBusy = &Error{Kind: KindUnavailable, RetryAfter: time.Second,
+	Detail: "The server is busy checking passwords; retry in a second."}
 
 func (h *PasswordHasher) acquire(ctx context.Context) error {
 	select {
 	case h.slots <- struct{}{}:
 		return nil
+	default:
+	}
+	timer := time.NewTimer(h.maxWait)
+	defer timer.Stop()
+	select {
+	case h.slots <- struct{}{}:
+		return nil
+	case <-timer.C:
+		h.busy.Add(1)
+		return errHasherBusy
 	case <-ctx.Done():
-		return &Error{Kind: KindUnavailable, Cause: ctx.Err()}
+		return &Error{Kind: KindUnavailable, RetryAfter: time.Second, Cause: ctx.Err()}
 	}
 }
+
+// Refusals counts calls refused because no slot freed up in time.
+func (h *PasswordHasher) Refusals() uint64 { return h.busy.Load() }
 
 func (h *PasswordHasher) release() { <-h.slots }
 

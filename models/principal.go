@@ -24,6 +24,12 @@ const (
 	ScopeProjectsWrite Scope = "projects:write"
 )
 
+// AllScopes lists every scope an API key can carry.
+var AllScopes = []Scope{ScopeProjectsRead, ScopeProjectsWrite}
+
+// Valid reports whether s is a known scope.
+func (s Scope) Valid() bool { return slices.Contains(AllScopes, s) }
+
 // PrincipalKind tells how a caller authenticated.
 type PrincipalKind int
 
@@ -44,6 +50,7 @@ type Principal struct {
 	SessionID string  // set for PrincipalSession
 	APIKeyID  string  // set for PrincipalAPIKey
 	Scopes    []Scope // set for PrincipalAPIKey
+	RateLimit int     // the API key's own requests per minute (PrincipalAPIKey)
 	Service   string  // set for PrincipalService
 }
 

@@ -41,7 +41,8 @@ func NewProjectRepo(db *DB, owner string) *ProjectRepo {
 	return &ProjectRepo{db: db, owner: owner}
 }
 
-// Create adds a project owned by the repository's owner. Owner-scoped.
+// Create adds a project owned by the repository's owner, within the
+// owner's project quota. Owner-scoped. Errors: KindQuotaExceeded.
 func (r *ProjectRepo) Create(ctx context.Context, in ProjectInput) (Project, error) {
 	id, err := NewID()
 	if err != nil {
@@ -49,11 +50,26 @@ func (r *ProjectRepo) Create(ctx context.Context, in ProjectInput) (Project, err
 	}
 	t := now()
 	var p Project
-	err = r.db.q().get(ctx, &p, `
-		INSERT INTO projects (id, owner_id, name, description, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?)
-		RETURNING seq, id, name, description, created_at, updated_at`,
-		id, r.owner, in.Name, in.Description, t, t)
+	err = r.db.tx(ctx, func(q q) error {
+		// Lock the owner's row: concurrent creates for one owner queue
+		// here, so the count below cannot go stale before the insert.
+		n, err := q.exec(ctx, `UPDATE users SET updated_at = updated_at WHERE id = ?`, r.owner)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrNotFound
+		}
+		limit := r.db.quotas.ProjectsPerUser
+		if err := checkQuota(ctx, q, `SELECT COUNT(*) FROM projects WHERE owner_id = ?`, r.owner, limit, "projects"); err != nil {
+			return err
+		}
+		return q.get(ctx, &p, `
+			INSERT INTO projects (id, owner_id, name, description, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?)
+			RETURNING seq, id, name, description, created_at, updated_at`,
+			id, r.owner, in.Name, in.Description, t, t)
+	})
 	return p, err
 }
 

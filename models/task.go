@@ -47,9 +47,11 @@ func NewTaskRepo(db *DB, owner string) *TaskRepo {
 	return &TaskRepo{db: db, owner: owner}
 }
 
-// Create adds a task to a project of the owner. The INSERT selects the
-// project row under the owner condition: if the project is not the owner's,
-// nothing is inserted and the result is KindNotFound.
+// Create adds a task to a project of the owner, within the project's task
+// quota. The project row is locked under the owner condition first (no row:
+// KindNotFound), then the tasks are counted, and the INSERT selects the
+// project row under the owner condition again. Errors: KindNotFound,
+// KindQuotaExceeded.
 func (r *TaskRepo) Create(ctx context.Context, projectID string, in TaskInput) (Task, error) {
 	if !ValidID(projectID) {
 		return Task{}, ErrNotFound
@@ -60,11 +62,24 @@ func (r *TaskRepo) Create(ctx context.Context, projectID string, in TaskInput) (
 	}
 	t := now()
 	var task Task
-	err = r.db.q().get(ctx, &task, `
-		INSERT INTO tasks (id, project_id, title, done, due_date, created_at, updated_at)
-		SELECT ?, p.id, ?, ?, ?, ?, ? FROM projects p WHERE p.id = ? AND p.owner_id = ?
-		RETURNING seq, id, project_id, title, done, due_date, created_at, updated_at`,
-		id, in.Title, in.Done, in.DueDate, t, t, projectID, r.owner)
+	err = r.db.tx(ctx, func(q q) error {
+		n, err := q.exec(ctx, `UPDATE projects SET updated_at = updated_at WHERE id = ? AND owner_id = ?`, projectID, r.owner)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrNotFound
+		}
+		limit := r.db.quotas.TasksPerProject
+		if err := checkQuota(ctx, q, `SELECT COUNT(*) FROM tasks WHERE project_id = ?`, projectID, limit, "tasks in this project"); err != nil {
+			return err
+		}
+		return q.get(ctx, &task, `
+			INSERT INTO tasks (id, project_id, title, done, due_date, created_at, updated_at)
+			SELECT ?, p.id, ?, ?, ?, ?, ? FROM projects p WHERE p.id = ? AND p.owner_id = ?
+			RETURNING seq, id, project_id, title, done, due_date, created_at, updated_at`,
+			id, in.Title, in.Done, in.DueDate, t, t, projectID, r.owner)
+	})
 	return task, err
 }
 
