@@ -69,6 +69,8 @@ func run(ctx context.Context, args []string, env Env) error {
 		return migrateCmd(args, env)
 	case "user":
 		return userCmd(ctx, args, env)
+	case "audit":
+		return auditCmd(ctx, args, env)
 	case "config":
 		return configCmd(env)
 	case "dev":
@@ -104,6 +106,7 @@ Usage:
   rampart migrate up|down|status        apply, roll back one, or show migrations
   rampart user create --email E --role user|admin --password-stdin [--display-name N]
                                         create an account; the password is read from stdin
+  rampart audit verify                  check the audit trail's hash chain; prints its head hash
   rampart dev ca                        make (or show) the local development CA; installs nothing
   rampart dev client-cert --name NAME [--days N] [--out DIR]
                                         issue a client certificate for the mTLS listener from that CA
@@ -133,7 +136,7 @@ func configCmd(env Env) error {
 func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level)) // validated by LoadConfig
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	return slog.New(newLogHandler(w, l))
 }
 
 // newFlagSet returns a flag set that reports errors to us, not to stderr.

@@ -230,7 +230,7 @@ func startBrowserAPI(t *testing.T, origins string) *browserAPI {
 	var code int
 	go func() {
 		defer close(exited)
-		code = Main(ctx, nil, Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &api.log.buf, Getenv: env.get})
+		code = Main(ctx, nil, Env{Stdin: strings.NewReader(""), Stdout: &api.log.buf, Stderr: &api.log.buf, Getenv: env.get})
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -1,8 +1,11 @@
 package app
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -54,6 +57,8 @@ type Config struct {
 	Argon2Concurrency int               // APP_ARGON2_CONCURRENCY: hashes at once at most
 	RequestTimeout    time.Duration     // APP_REQUEST_TIMEOUT: per-request deadline
 	ReportConcurrency int               // APP_REPORT_CONCURRENCY: report pages per user at once
+
+	Anomaly middleware.AnomalyConfig // APP_ANOMALY_*, APP_GEOIP_DB, APP_ALERT_WEBHOOK_URL: anomaly detection
 }
 
 // Variables lists every configuration variable with its default and
@@ -95,6 +100,18 @@ var Variables = []struct{ Name, Default, Meaning string }{
 	{"APP_ARGON2_CONCURRENCY", "cores − 1", "password hashes running at once at most (each keeps a core busy); default GOMAXPROCS − 1, at least 1"},
 	{"APP_REQUEST_TIMEOUT", "10s", "deadline of every request"},
 	{"APP_REPORT_CONCURRENCY", "2", "HTML report pages one user may render at once"},
+	{"APP_ANOMALY_SCRAPE_OBJECTS", "100", "scraping alert: one principal reads more than this many distinct objects within APP_ANOMALY_SCRAPE_WINDOW (off to disable)"},
+	{"APP_ANOMALY_SCRAPE_WINDOW", "1m", "the scraping window, from the principal's first read"},
+	{"APP_ANOMALY_KEY_SPIKE_FACTOR", "5", "API-key spike alert: a key's requests in one bucket exceed this many times the mean of its previous buckets (off to disable)"},
+	{"APP_ANOMALY_KEY_SPIKE_BUCKET", "1m", "the length of one API-key traffic bucket (10s to 1h)"},
+	{"APP_ANOMALY_KEY_SPIKE_BASELINE", "10", "how many previous buckets make an API key's baseline (1 to 100)"},
+	{"APP_ANOMALY_KEY_SPIKE_MIN", "60", "requests an API key makes in one bucket at least before it can alert"},
+	{"APP_ANOMALY_BOLA_DENIALS", "20", "BOLA-probing alert: one principal refused (404/403) on this many distinct object ids within APP_ANOMALY_BOLA_WINDOW (off to disable)"},
+	{"APP_ANOMALY_BOLA_WINDOW", "5m", "the BOLA-probing window, from the first refusal"},
+	{"APP_ANOMALY_STUFFING_ACCOUNTS", "10", "credential-stuffing alert: failed logins for this many distinct accounts from one address (IPv6: one /64) within APP_ANOMALY_STUFFING_WINDOW (off to disable)"},
+	{"APP_ANOMALY_STUFFING_WINDOW", "10m", "the credential-stuffing window, from the first failure"},
+	{"APP_GEOIP_DB", "(none)", "MaxMind-format GeoIP database file (e.g. GeoLite2-Country.mmdb); when set, a login from a country new to its account alerts"},
+	{"APP_ALERT_WEBHOOK_URL", "(none)", "https:// URL that receives each anomaly alert as a POST signed with the secret alert_webhook_key (X-Rampart-Signature)"},
 }
 
 // ConfigError lists every problem found in the configuration.
@@ -288,6 +305,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	cfg.Argon2Concurrency = positive("APP_ARGON2_CONCURRENCY", models.DefaultArgon2Concurrency(), 1024)
 	cfg.RequestTimeout = duration(get, bad, "APP_REQUEST_TIMEOUT", 10*time.Second, time.Second, 5*time.Minute)
 	cfg.ReportConcurrency = positive("APP_REPORT_CONCURRENCY", 2, 100)
+	cfg.Anomaly = loadAnomalyConfig(get, bad)
 
 	if cfg.Env == EnvProduction && len(problems) == 0 {
 		problems = append(problems, cfg.productionProblems()...)
@@ -451,7 +469,7 @@ func inTempDir(path string) bool {
 // Redacted returns the configuration as "NAME=value" lines with secrets
 // and passwords removed, for `rampart config` and the start-up log.
 func (c Config) Redacted() []string {
-	return []string{
+	return append([]string{
 		"APP_ENV=" + c.Env,
 		"APP_ADDR=" + c.Addr,
 		"APP_DATA_DIR=" + c.DataDir,
@@ -488,8 +506,31 @@ func (c Config) Redacted() []string {
 		"APP_ARGON2_CONCURRENCY=" + strconv.Itoa(c.Argon2Concurrency),
 		"APP_REQUEST_TIMEOUT=" + c.RequestTimeout.String(),
 		"APP_REPORT_CONCURRENCY=" + strconv.Itoa(c.ReportConcurrency),
-	}
+	}, anomalyRedacted(c.Anomaly)...)
 }
+
+// The printed forms of a Config are its Redacted lines: the database and
+// Redis URLs carry passwords, and a Config passed whole to fmt, a logger or
+// a JSON encoder must not show them.
+
+// String returns the Redacted lines, space-separated.
+func (c Config) String() string { return strings.Join(c.Redacted(), " ") }
+
+// Format prints String for every verb (%v, %+v, %#v, %s, %x, %d ...), so
+// that no verb falls back to printing the fields by reflection.
+func (c Config) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		fmt.Fprintf(f, "%q", c.String())
+		return
+	}
+	_, _ = io.WriteString(f, c.String())
+}
+
+// LogValue logs the Redacted lines (slog.LogValuer).
+func (c Config) LogValue() slog.Value { return slog.AnyValue(c.Redacted()) }
+
+// MarshalJSON encodes the Redacted lines.
+func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(c.Redacted()) }
 
 func joinNets(nets []*net.IPNet) string {
 	s := make([]string, len(nets))

@@ -142,6 +142,6 @@ func devKey(store *SecretStore, cfg Config, name string, minLen int, log *slog.L
 	if err := writeFileAtomic(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("keep development secret %s: %w", name, err)
 	}
-	log.Warn("made a development secret; production refuses to run without a real one", "secret", name, "path", path)
+	log.Warn("made a development secret; production refuses to run without a real one", "secret_name", name, "path", path)
 	return key, nil
 }

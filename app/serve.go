@@ -67,7 +67,7 @@ func serve(ctx context.Context, env Env) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(env.Stderr, cfg.LogLevel)
+	log := newLogger(env.Stdout, cfg.LogLevel)
 	log.Info("starting", "version", Version, "config", cfg.Redacted())
 
 	srvs, cleanup, err := build(ctx, cfg, env, log)
@@ -181,18 +181,39 @@ func build(ctx context.Context, cfg Config, env Env, log *slog.Logger) (*servers
 		return fail(err)
 	}
 	rlCfg := middleware.RateLimiterConfig{Logger: log, Registerer: reg}
+	var redisClient *redis.Client
 	if cfg.RedisURL != "" {
 		client, err := newRedisClient(ctx, cfg.RedisURL, log)
 		if err != nil {
 			return fail(err)
 		}
 		closers = append(closers, func() { client.Close() })
-		rlCfg.Redis = client
+		rlCfg.Redis, redisClient = client, client
 	}
 	limiter, err := middleware.NewRateLimiter(rlCfg)
 	if err != nil {
 		return fail(err)
 	}
+	auditor, err := newAuditor(db, log, reg)
+	if err != nil {
+		return fail(err)
+	}
+	closers = append(closers, auditor.close)
+	// The detector sees every event as it is recorded and records its
+	// alerts through the same writer; it is closed first (closers run in
+	// reverse), so its last alerts are still written.
+	detector, err := newAnomalyDetector(ctx, cfg, db, redisClient, secrets, auditor.writer.Record, log, reg)
+	if err != nil {
+		return fail(err)
+	}
+	auditor.observe = append(auditor.observe, detector.Observe)
+	closers = append(closers, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), auditShutdownTimeout)
+		defer cancel()
+		if err := detector.Close(ctx); err != nil {
+			log.Error("anomaly detector: events still queued at exit were not analysed", "error", err.Error())
+		}
+	})
 	deps := handlers.Deps{
 		DB: db, Accounts: accounts, Cursors: cursors, Logger: log, BodyLimit: cfg.BodyLimit, Version: Version,
 		CORS:              middleware.CORSConfig{AllowOrigins: cfg.CORSOrigins, AllowCredentials: cfg.CORSCredentials},
@@ -202,6 +223,7 @@ func build(ctx context.Context, cfg Config, env Env, log *slog.Logger) (*servers
 		Limits:            cfg.Limits,
 		RequestTimeout:    cfg.RequestTimeout,
 		ReportConcurrency: cfg.ReportConcurrency,
+		Auditor:           auditor.writer,
 	}
 	public, err := handlers.New(deps)
 	if err != nil {
@@ -234,10 +256,63 @@ func build(ctx context.Context, cfg Config, env Env, log *slog.Logger) (*servers
 		srvs.metrics = newHTTPServer(cfg.MetricsAddr, mux, tlsCfg, log)
 	}
 
+	auditor.system(models.ActionSysStartup, "version "+Version)
 	purgeCtx, stopPurge := context.WithCancel(ctx)
 	go purgeSessions(purgeCtx, accounts, log)
 	srvs.public.RegisterOnShutdown(stopPurge)
 	return srvs, func() { stopPurge(); closeAll() }, nil
+}
+
+// auditor is the audit trail of a running server: the writer the
+// handlers record to, and the hooks that see each event (metrics, and the
+// anomaly detector).
+type auditor struct {
+	writer  *models.AuditWriter
+	metrics *middleware.AuditMetrics
+	observe []func(models.AuditEvent)
+	log     *slog.Logger
+}
+
+// auditShutdownTimeout bounds the final flush of the audit queue.
+const auditShutdownTimeout = 30 * time.Second
+
+func newAuditor(db *models.DB, log *slog.Logger, reg prometheus.Registerer) (*auditor, error) {
+	a := &auditor{log: log}
+	a.writer = models.NewAuditWriter(models.NewAuditLog(db), models.AuditWriterConfig{
+		Logger: log,
+		Observe: func(e models.AuditEvent) {
+			for _, o := range a.observe {
+				o(e)
+			}
+		},
+	})
+	m, err := middleware.NewAuditMetrics(reg, a.writer)
+	if err != nil {
+		_ = a.writer.Close(context.Background())
+		return nil, err
+	}
+	a.metrics = m
+	a.observe = append(a.observe, m.Observe)
+	return a, nil
+}
+
+// system records an event of the server itself.
+func (a *auditor) system(action, reason string) {
+	if err := a.writer.Record(models.AuditEvent{ActorType: models.ActorSystem, ActorID: "rampart", Action: action,
+		Outcome: models.OutcomeAllow, Reason: reason}); err != nil {
+		a.log.Error("audit event not recorded", "action", action, "error", err.Error())
+	}
+}
+
+// close records the shutdown and writes everything still queued: nothing
+// recorded is lost when the server stops.
+func (a *auditor) close() {
+	a.system(models.ActionSysShutdown, "")
+	ctx, cancel := context.WithTimeout(context.Background(), auditShutdownTimeout)
+	defer cancel()
+	if err := a.writer.Close(ctx); err != nil {
+		a.log.Error("audit trail: events still queued at exit were not written", "queued", a.writer.QueueDepth(), "error", err.Error())
+	}
 }
 
 // newRedisClient connects to APP_REDIS_URL with short timeouts and no

@@ -79,12 +79,12 @@ func startServeFrom(tb testing.TB, extra vars, src net.IP) *serveRun {
 	for k, v := range extra {
 		env[k] = v
 	}
-	run := &serveRun{addr: env["APP_ADDR"], dataDir: env["APP_DATA_DIR"], env: env, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	run := &serveRun{addr: env["APP_ADDR"], dataDir: env["APP_DATA_DIR"], env: env, output: &syncBuffer{}, exited: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	run.cancel = cancel
 	go func() {
 		defer close(run.exited)
-		run.code = Main(ctx, nil, Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: run.stderr, Getenv: env.get})
+		run.code = Main(ctx, nil, Env{Stdin: strings.NewReader(""), Stdout: run.output, Stderr: run.output, Getenv: env.get})
 	}()
 	tb.Cleanup(func() {
 		cancel()
@@ -98,7 +98,7 @@ func startServeFrom(tb testing.TB, extra vars, src net.IP) *serveRun {
 	for {
 		select {
 		case <-run.exited:
-			tb.Fatalf("serve exited with code %d before answering:\n%s", run.code, run.stderr)
+			tb.Fatalf("serve exited with code %d before answering:\n%s", run.code, run.output)
 		default:
 		}
 		if run.client == nil {
@@ -115,7 +115,7 @@ func startServeFrom(tb testing.TB, extra vars, src net.IP) *serveRun {
 			}
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("serve did not answer /healthz:\n%s", run.stderr)
+			tb.Fatalf("serve did not answer /healthz:\n%s", run.output)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -217,8 +217,8 @@ func TestServeUsesRedis(t *testing.T) {
 	a := startServeFrom(t, env, src)
 	b := startServeFrom(t, env.with("APP_DATA_DIR", a.dataDir), src)
 	for _, run := range []*serveRun{a, b} {
-		if strings.Contains(run.stderr.String(), "Redis does not answer") {
-			t.Fatalf("serve says Redis does not answer:\n%s", run.stderr)
+		if strings.Contains(run.output.String(), "Redis does not answer") {
+			t.Fatalf("serve says Redis does not answer:\n%s", run.output)
 		}
 	}
 
@@ -295,8 +295,8 @@ func TestServeWithRedisDown(t *testing.T) {
 
 	deadRedis := "redis://127.0.0.1:" + itoa(freePort(t)) + "/0"
 	run := startServeWith(t, vars{"APP_DATA_DIR": dataDir, "APP_REDIS_URL": deadRedis}, nil)
-	if !strings.Contains(run.stderr.String(), "Redis does not answer") {
-		t.Errorf("serve does not log that Redis does not answer:\n%s", run.stderr)
+	if !strings.Contains(run.output.String(), "Redis does not answer") {
+		t.Errorf("serve does not log that Redis does not answer:\n%s", run.output)
 	}
 
 	wantUnavailable(t, "login", run.do(t, http.MethodPost, "/v1/auth/login", "", loginBody("down@example.com", servePassword)))
@@ -322,10 +322,10 @@ func TestServeWithRedisDown(t *testing.T) {
 			t.Errorf("%s %s: RateLimit-Policy %q, want the ip policy", c.method, c.path, got.header.Get("RateLimit-Policy"))
 		}
 	}
-	if !strings.Contains(run.stderr.String(), "rate-limit store (Redis) failed") {
-		t.Errorf("serve does not log the failed rate-limit decisions:\n%s", run.stderr)
+	if !strings.Contains(run.output.String(), "rate-limit store (Redis) failed") {
+		t.Errorf("serve does not log the failed rate-limit decisions:\n%s", run.output)
 	}
-	if strings.Contains(run.stderr.String(), servePassword) {
+	if strings.Contains(run.output.String(), servePassword) {
 		t.Errorf("the server log shows a password")
 	}
 }

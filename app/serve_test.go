@@ -26,8 +26,8 @@ const hangGuard = 2 * time.Minute
 type serveRun struct {
 	addr    string // 127.0.0.1:port
 	dataDir string
-	env     vars // the environment serve runs with
-	stderr  *syncBuffer
+	env     vars        // the environment serve runs with
+	output  *syncBuffer // standard output and error together: the JSON log, and any error
 	cancel  context.CancelFunc
 	exited  chan struct{} // closed when Main returns
 	code    int           // Main's exit code, once exited is closed
@@ -58,7 +58,7 @@ func startServeWith(tb testing.TB, extra vars, roots *x509.CertPool) *serveRun {
 		addr:    env["APP_ADDR"],
 		dataDir: env["APP_DATA_DIR"],
 		env:     env,
-		stderr:  &syncBuffer{},
+		output:  &syncBuffer{},
 		exited:  make(chan struct{}),
 		roots:   roots,
 	}
@@ -66,7 +66,7 @@ func startServeWith(tb testing.TB, extra vars, roots *x509.CertPool) *serveRun {
 	run.cancel = cancel
 	go func() {
 		defer close(run.exited)
-		run.code = Main(ctx, nil, Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: run.stderr, Getenv: env.get})
+		run.code = Main(ctx, nil, Env{Stdin: strings.NewReader(""), Stdout: run.output, Stderr: run.output, Getenv: env.get})
 	}()
 	tb.Cleanup(func() {
 		cancel()
@@ -81,7 +81,7 @@ func startServeWith(tb testing.TB, extra vars, roots *x509.CertPool) *serveRun {
 	for {
 		select {
 		case <-run.exited:
-			tb.Fatalf("serve exited with code %d before answering:\n%s", run.code, run.stderr)
+			tb.Fatalf("serve exited with code %d before answering:\n%s", run.code, run.output)
 		default:
 		}
 		if run.roots == nil {
@@ -100,7 +100,7 @@ func startServeWith(tb testing.TB, extra vars, roots *x509.CertPool) *serveRun {
 			}
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("serve did not answer /healthz:\n%s", run.stderr)
+			tb.Fatalf("serve did not answer /healthz:\n%s", run.output)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -232,16 +232,16 @@ func TestServe(t *testing.T) {
 		}
 
 		run.cancel()
-		for !strings.Contains(run.stderr.String(), `"msg":"shutting down"`) {
+		for !strings.Contains(run.output.String(), `"msg":"shutting down"`) {
 			select {
 			case <-run.exited:
-				t.Fatalf("serve returned (code %d) with a request in flight:\n%s", run.code, run.stderr)
+				t.Fatalf("serve returned (code %d) with a request in flight:\n%s", run.code, run.output)
 			case <-time.After(10 * time.Millisecond):
 			}
 		}
 		select {
 		case <-run.exited:
-			t.Fatalf("serve returned (code %d) with a request in flight:\n%s", run.code, run.stderr)
+			t.Fatalf("serve returned (code %d) with a request in flight:\n%s", run.code, run.output)
 		default:
 		}
 
@@ -258,17 +258,17 @@ func TestServe(t *testing.T) {
 		select {
 		case <-run.exited:
 		case <-time.After(hangGuard):
-			t.Fatalf("serve did not return after the shutdown:\n%s", run.stderr)
+			t.Fatalf("serve did not return after the shutdown:\n%s", run.output)
 		}
 		if run.code != exitOK {
-			t.Errorf("serve returned %d, want 0:\n%s", run.code, run.stderr)
+			t.Errorf("serve returned %d, want 0:\n%s", run.code, run.output)
 		}
-		if !strings.Contains(run.stderr.String(), `"msg":"stopped"`) {
-			t.Errorf("serve did not log that it stopped:\n%s", run.stderr)
+		if !strings.Contains(run.output.String(), `"msg":"stopped"`) {
+			t.Errorf("serve did not log that it stopped:\n%s", run.output)
 		}
 	})
 
-	if strings.Contains(run.stderr.String(), servePassword) {
+	if strings.Contains(run.output.String(), servePassword) {
 		t.Errorf("the server log shows a password")
 	}
 }

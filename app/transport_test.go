@@ -129,7 +129,7 @@ func legacyGoTLSDefaults(t *testing.T) {
 func TestTLSProfileOnServe(t *testing.T) {
 	legacyGoTLSDefaults(t)
 	ecdsaRun := startServe(t)
-	if got := listening(t, ecdsaRun.stderr.String()); len(got) != 1 || got[0] != "public" {
+	if got := listening(t, ecdsaRun.output.String()); len(got) != 1 || got[0] != "public" {
 		t.Errorf("with APP_METRICS_ADDR=off and no APP_MTLS_ADDR serve listens on %v, want [public]", got)
 	}
 
@@ -299,7 +299,7 @@ func (m *mtlsRun) devIssuedClient(tb testing.TB, tmpl *x509.Certificate) tls.Cer
 func TestMTLSListener(t *testing.T) {
 	t.Parallel()
 	m := startMTLS(t)
-	if got := strings.Join(listening(t, m.stderr.String()), ","); got != "public,service,metrics" {
+	if got := strings.Join(listening(t, m.output.String()), ","); got != "public,service,metrics" {
 		t.Errorf("serve listens on %s, want public,service,metrics", got)
 	}
 
@@ -537,7 +537,7 @@ func TestMetricsOffTheLoopback(t *testing.T) {
 			"APP_METRICS_ADDR":   "0.0.0.0:" + port,
 			"APP_MTLS_CLIENT_CA": p.caCert(),
 		}, nil)
-		if got := strings.Join(listening(t, run.stderr.String()), ","); got != "public,metrics" {
+		if got := strings.Join(listening(t, run.output.String()), ","); got != "public,metrics" {
 			t.Errorf("serve listens on %s, want public,metrics", got)
 		}
 		addr := "127.0.0.1:" + port

@@ -47,6 +47,8 @@ func (h *accountHandlers) register(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	middleware.Audit(c, models.AuditEvent{Action: models.ActionUserCreated, ActorType: models.ActorUser, ActorID: u.ID,
+		UserID: u.ID, ResourceType: "user", ResourceID: u.ID, Outcome: models.OutcomeAllow})
 	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 	return c.JSON(http.StatusCreated, userFromModel(u))
 }
@@ -83,15 +85,23 @@ func (h *accountHandlers) login(c echo.Context) error {
 		return err
 	}
 	res, err := h.accounts.Login(ctx, req.Email, req.Password)
+	// The audit trail names the account by an opaque key, never the
+	// address, and keeps the internal reason the client does not see.
+	ev := models.AuditEvent{UserID: res.UserID, ResourceType: "account", ResourceID: middleware.AccountKey(req.Email)}
 	if err != nil {
 		// A wrong password stays counted; an attempt that never reached
 		// the password check (hashing busy, an internal error) is taken
 		// back. Its own error is the answer either way.
+		ev.Action, ev.Outcome, ev.Reason = models.ActionLoginFail, models.OutcomeDeny, models.ReasonOf(err)
 		if models.KindOf(err) != models.KindUnauthenticated {
 			_ = h.guard.Abandoned(ctx, account)
+			ev.Outcome, ev.Reason = models.OutcomeError, models.KindOf(err).String()
 		}
+		middleware.Audit(c, ev)
 		return err
 	}
+	ev.Action, ev.Outcome, ev.ActorType, ev.ActorID = models.ActionLoginSuccess, models.OutcomeAllow, models.ActorUser, res.UserID
+	middleware.Audit(c, ev)
 	if err := h.guard.Succeeded(ctx, account); err != nil {
 		return err
 	}
@@ -111,6 +121,8 @@ func (h *accountHandlers) logout(c echo.Context) error {
 	if err := h.accounts.Logout(c.Request().Context(), middleware.PrincipalOf(c)); err != nil {
 		return err
 	}
+	middleware.Audit(c, models.AuditEvent{Action: models.ActionTokenRevoked, Outcome: models.OutcomeAllow,
+		ResourceType: "session", ResourceID: middleware.PrincipalOf(c).SessionID, Reason: "logout"})
 	c.Response().Header().Set("Clear-Site-Data", `"cache","cookies","storage"`)
 	return c.NoContent(http.StatusNoContent)
 }
@@ -144,8 +156,14 @@ func (h *accountHandlers) changePassword(c echo.Context) error {
 	}
 	err := h.accounts.ChangePassword(c.Request().Context(), middleware.PrincipalOf(c), req.CurrentPassword, req.NewPassword)
 	if err != nil {
+		if k := models.KindOf(err); k == models.KindUnauthenticated || k == models.KindInvalid {
+			middleware.Audit(c, models.AuditEvent{Action: models.ActionPasswordChangeBad, Outcome: models.OutcomeDeny,
+				ResourceType: "user", ResourceID: middleware.PrincipalOf(c).UserID, Reason: k.String()})
+		}
 		return err
 	}
+	middleware.Audit(c, models.AuditEvent{Action: models.ActionPasswordChange, Outcome: models.OutcomeAllow,
+		ResourceType: "user", ResourceID: middleware.PrincipalOf(c).UserID, Reason: "other sessions ended"})
 	return c.NoContent(http.StatusNoContent)
 }
 

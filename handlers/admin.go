@@ -70,6 +70,8 @@ func (h *adminHandlers) lock(c echo.Context) error {
 	if err := repo.Lock(c.Request().Context(), c.Param("id")); err != nil {
 		return err
 	}
+	middleware.Audit(c, models.AuditEvent{Action: models.ActionLoginLock, Outcome: models.OutcomeAllow,
+		ResourceType: "user", ResourceID: c.Param("id"), Reason: "locked by an administrator; sessions and API keys ended"})
 	return c.NoContent(http.StatusNoContent)
 }
 
@@ -92,6 +94,8 @@ func (h *adminHandlers) unlock(c echo.Context) error {
 	if err := h.rl.ResetFailures(c.Request().Context(), models.EmailKey(u.Email)); err != nil {
 		return err
 	}
+	middleware.Audit(c, models.AuditEvent{Action: models.ActionLoginUnlock, Outcome: models.OutcomeAllow,
+		ResourceType: "user", ResourceID: u.ID, Reason: "unlocked by an administrator; failed-login count cleared"})
 	return c.NoContent(http.StatusNoContent)
 }
 

@@ -111,6 +111,8 @@ func (h *apiKeyHandlers) create(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	middleware.Audit(c, models.AuditEvent{Action: models.ActionAPIKeyCreated, Outcome: models.OutcomeAllow,
+		ResourceType: "apikey", ResourceID: k.ID, Reason: "scopes " + k.Scopes.String()})
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/api-keys/"+k.ID)
 	return c.JSON(http.StatusCreated, createdAPIKeyResponse{apiKeyResponse: apiKeyFromModel(k.APIKey), Key: k.Key})
 }
@@ -142,6 +144,8 @@ func (h *apiKeyHandlers) delete(c echo.Context) error {
 	if err := h.repo(c).Delete(c.Request().Context(), c.Param("id")); err != nil {
 		return err
 	}
+	middleware.Audit(c, models.AuditEvent{Action: models.ActionAPIKeyRevoked, Outcome: models.OutcomeAllow,
+		ResourceType: "apikey", ResourceID: c.Param("id")})
 	return c.NoContent(http.StatusNoContent)
 }
 

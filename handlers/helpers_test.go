@@ -51,6 +51,9 @@ type testAPI struct {
 	// request path holds besides them is client input.
 	literals map[string]bool
 	n        atomic.Int64
+	// audit is the audit writer of the API (Deps.Auditor unless a test
+	// replaced it).
+	audit *models.AuditWriter
 }
 
 // eachAPI runs fn once per dialect, in parallel, each with its own API over
@@ -98,6 +101,14 @@ func newTestAPIWith(tb testing.TB, db *models.DB, configure func(*Deps)) *testAP
 		tb.Fatalf("cursor codec: %v", err)
 	}
 	logs := &logBuffer{}
+	// Auditing is on, as in the server: every test also drives the audit
+	// trail (a test that measures without it sets Auditor to nil).
+	audit := models.NewAuditWriter(models.NewAuditLog(db), models.AuditWriterConfig{FlushEvery: 5 * time.Millisecond})
+	tb.Cleanup(func() {
+		if err := audit.Close(context.Background()); err != nil {
+			tb.Errorf("closing the audit writer: %v", err)
+		}
+	})
 	deps := Deps{
 		DB:       db,
 		Accounts: accounts,
@@ -107,7 +118,8 @@ func newTestAPIWith(tb testing.TB, db *models.DB, configure func(*Deps)) *testAP
 		// Tests send many requests from one address and register many
 		// users: the limits are raised here, and the rate-limit tests set
 		// their own.
-		Limits: generousLimits(),
+		Limits:  generousLimits(),
+		Auditor: audit,
 	}
 	if configure != nil {
 		configure(&deps)
@@ -128,7 +140,7 @@ func newTestAPIWith(tb testing.TB, db *models.DB, configure func(*Deps)) *testAP
 			}
 		}
 	}
-	return &testAPI{e: e, routes: routes, svc: svc, svcRoutes: svcRoutes, db: db, accounts: accounts, hasher: hasher, logs: logs, literals: literals}
+	return &testAPI{e: e, routes: routes, svc: svc, svcRoutes: svcRoutes, db: db, accounts: accounts, hasher: hasher, logs: logs, literals: literals, audit: audit}
 }
 
 // next returns a number unique within this API, for unique e-mails and names.

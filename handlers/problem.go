@@ -96,7 +96,13 @@ func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		p.RequestID = middleware.RequestIDOf(c)
 		req := c.Request()
 		if p.Status >= 500 {
-			log.ErrorContext(req.Context(), "request failed",
+			// Load shedding and a dependency that is briefly down are
+			// expected under stress: WARN. Anything else is a fault: ERROR.
+			level := slog.LevelError
+			if models.KindOf(err) == models.KindUnavailable {
+				level = slog.LevelWarn
+			}
+			log.Log(req.Context(), level, "request failed",
 				"request_id", p.RequestID, "method", req.Method, "route", c.Path(), "status", p.Status, "error", err.Error())
 		}
 		if c.Response().Committed {

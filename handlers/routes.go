@@ -153,6 +153,7 @@ func (s *server) routes() []route {
 		{method: http.MethodGet, path: "/v1/admin/users", policy: admin, handler: adm.listUsers, query: paged, doc: adm.listUsersDoc()},
 		{method: http.MethodPost, path: "/v1/admin/users/:id/lock", policy: admin, handler: adm.lock, doc: adm.lockDoc()},
 		{method: http.MethodPost, path: "/v1/admin/users/:id/unlock", policy: admin, handler: adm.unlock, doc: adm.unlockDoc()},
+		{method: http.MethodGet, path: "/v1/admin/audit", policy: admin, handler: adm.listAudit, query: auditFilterQuery, doc: adm.listAuditDoc()},
 
 		// The mTLS listener only.
 		{method: http.MethodGet, path: "/internal/v1/stats", policy: service, handler: svc.stats, doc: svc.statsDoc()},

@@ -40,6 +40,9 @@ type Deps struct {
 	// ReportConcurrency is how many report pages one user may render at
 	// once; 0 means 2.
 	ReportConcurrency int
+	// Auditor records the audit trail (models.AuditWriter); nil turns
+	// auditing off (benchmarks measure what it costs).
+	Auditor middleware.Auditor
 }
 
 // defaults fills the zero fields of d.
@@ -147,7 +150,10 @@ func newEcho(d Deps, listener string) (*echo.Echo, []route, error) {
 	if d.Metrics != nil {
 		global = append(global, d.Metrics.Middleware(listener))
 	}
+	all := s.routes()
 	global = append(global,
+		// Outside the limits, so that their refusals are recorded too.
+		middleware.AuditRequests(d.Auditor, d.Logger, routeInfo(all)),
 		// Every request, even to an unknown path, counts against its
 		// client IP; the general limits fall back to this instance's
 		// memory if Redis is down.
@@ -172,7 +178,6 @@ func newEcho(d Deps, listener string) (*echo.Echo, []route, error) {
 	if listener == listenerPublic {
 		e.Use(middleware.CORS(d.CORS))
 	}
-	all := s.routes()
 	s.meta.doc = openAPIDocument(all, d.Version)
 	var routes []route
 	for _, r := range all {
@@ -185,6 +190,20 @@ func newEcho(d Deps, listener string) (*echo.Echo, []route, error) {
 		return nil, nil, err
 	}
 	return e, routes, nil
+}
+
+// routeInfo answers, for the audit trail, whether a method and route
+// template is in the table and whether its policy is public or admin.
+func routeInfo(routes []route) func(method, path string) (known, public, admin bool) {
+	type info struct{ public, admin bool }
+	m := make(map[string]info, len(routes))
+	for _, r := range routes {
+		m[r.method+" "+r.path] = info{public: r.policy.IsPublic(), admin: r.policy.IsAdmin()}
+	}
+	return func(method, path string) (bool, bool, bool) {
+		i, ok := m[method+" "+path]
+		return ok, i.public, i.admin
+	}
 }
 
 // ipExtractor returns how the client IP is found. Without trusted proxies
@@ -204,8 +223,15 @@ func ipExtractor(trusted []*net.IPNet) echo.IPExtractor {
 	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
-// requestLogger logs one structured line per request: never the query
-// string, headers or bodies, which may carry credentials.
+// requestLogger logs one structured line per request: listener, request
+// id, method, path and route template, status, latency, the actor (user,
+// API key or service; "" when anonymous) and the client IP (c.RealIP, which
+// believes forwarding headers only from the trusted proxies). Never the
+// query string, headers or bodies, which may carry credentials. The level
+// says who has a problem: a refusal (4xx) is the client's, INFO; load
+// shedding (503 for a KindUnavailable error: a busy password hasher, a
+// dependency that is down) is expected under pressure, WARN; any other 5xx
+// is a fault of ours, ERROR.
 func requestLogger(log *slog.Logger, listener string) echo.MiddlewareFunc {
 	return echomw.RequestLoggerWithConfig(echomw.RequestLoggerConfig{
 		LogStatus:    true,
@@ -214,9 +240,26 @@ func requestLogger(log *slog.Logger, listener string) echo.MiddlewareFunc {
 		LogRoutePath: true,
 		LogLatency:   true,
 		LogRemoteIP:  true,
+		LogError:     true,
 		HandleError:  true,
 		LogValuesFunc: func(c echo.Context, v echomw.RequestLoggerValues) error {
-			log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
+			level := slog.LevelInfo
+			switch {
+			case v.Status == kindStatus[models.KindUnavailable] && models.KindOf(v.Error) == models.KindUnavailable:
+				level = slog.LevelWarn
+			case v.Status >= 500:
+				level = slog.LevelError
+			}
+			actorType, actor := models.ActorAnonymous, ""
+			switch p := middleware.PrincipalOf(c); p.Kind {
+			case models.PrincipalSession:
+				actorType, actor = models.ActorUser, p.UserID
+			case models.PrincipalAPIKey:
+				actorType, actor = models.ActorAPIKey, p.APIKeyID
+			case models.PrincipalService:
+				actorType, actor = models.ActorService, p.Service
+			}
+			log.LogAttrs(c.Request().Context(), level, "request",
 				slog.String("listener", listener),
 				slog.String("request_id", middleware.RequestIDOf(c)),
 				slog.String("method", v.Method),
@@ -224,6 +267,8 @@ func requestLogger(log *slog.Logger, listener string) echo.MiddlewareFunc {
 				slog.String("route", v.RoutePath),
 				slog.Int("status", v.Status),
 				slog.Duration("latency", v.Latency.Round(time.Microsecond)),
+				slog.String("actor_type", actorType),
+				slog.String("actor", actor),
 				slog.String("remote_ip", v.RemoteIP),
 			)
 			return nil

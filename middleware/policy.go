@@ -65,6 +65,9 @@ func (p Policy) Valid() bool {
 // IsPublic reports whether the route needs no credentials.
 func (p Policy) IsPublic() bool { return p.kind == policyPublic }
 
+// IsAdmin reports whether p is the admin policy.
+func (p Policy) IsAdmin() bool { return p.kind == policyAdmin }
+
 // IsService reports whether the route is for services on the mTLS listener.
 func (p Policy) IsService() bool { return p.kind == policyService }
 
@@ -140,10 +143,12 @@ func Enforce(p Policy, auth Authenticator) echo.MiddlewareFunc {
 				}
 				return err
 			}
+			// Kept before the decision, so that a refusal is recorded with
+			// who was refused; the handler only runs when it is allowed.
+			c.Set(principalKey, principal)
 			if err := p.allows(principal); err != nil {
 				return err
 			}
-			c.Set(principalKey, principal)
 			return next(c)
 		}
 	}

@@ -127,7 +127,8 @@ func (a *Accounts) CreateUser(ctx context.Context, in NewUser) (User, error) {
 }
 
 // LoginResult is a new session: the token (shown to the client once, never
-// stored) and when it expires at the latest.
+// stored) and when it expires at the latest. On a failed login only UserID
+// is set, when the account exists, for the audit trail.
 type LoginResult struct {
 	Token     string
 	SessionID string
@@ -135,10 +136,15 @@ type LoginResult struct {
 	ExpiresAt time.Time
 }
 
-// errBadLogin is the one answer to every failed login: unknown e-mail, wrong
-// password and locked account look the same, so the API is no oracle for
-// which e-mail addresses have accounts.
-var errBadLogin = &Error{Kind: KindUnauthenticated, Detail: "The e-mail address or password is incorrect."}
+// The answers to a failed login: unknown e-mail, wrong password and locked
+// account have the same kind and detail, so the API is no oracle for which
+// e-mail addresses have accounts. Only their internal Reason differs, for
+// the audit trail.
+var (
+	errBadLogin      = &Error{Kind: KindUnauthenticated, Detail: "The e-mail address or password is incorrect.", Reason: "wrong_password"}
+	errUnknownLogin  = &Error{Kind: KindUnauthenticated, Detail: errBadLogin.Detail, Reason: "unknown_email"}
+	errLockedAccount = &Error{Kind: KindUnauthenticated, Detail: errBadLogin.Detail, Reason: "account_locked"}
+)
 
 // Login checks an e-mail and password and opens a session. An unknown
 // e-mail is checked against a dummy hash, so the answer and its timing match
@@ -157,16 +163,19 @@ func (a *Accounts) Login(ctx context.Context, email, password string) (LoginResu
 		if _, _, err := a.hasher.Verify(ctx, password, a.dummyHash); err != nil {
 			return LoginResult{}, err
 		}
-		return LoginResult{}, errBadLogin
+		return LoginResult{}, errUnknownLogin
 	case err != nil:
 		return LoginResult{}, err
 	}
 	match, rehash, err := a.hasher.Verify(ctx, password, row.Hash)
 	if err != nil {
-		return LoginResult{}, err
+		return LoginResult{UserID: row.ID}, err
 	}
-	if !match || row.LockedAt != nil {
-		return LoginResult{}, errBadLogin
+	switch {
+	case !match:
+		return LoginResult{UserID: row.ID}, errBadLogin
+	case row.LockedAt != nil:
+		return LoginResult{UserID: row.ID}, errLockedAccount
 	}
 	var newHash string
 	if rehash {

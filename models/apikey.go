@@ -67,6 +67,9 @@ func (s *Scopes) Scan(src any) error {
 	return nil
 }
 
+// String lists the scopes, sorted and comma-separated.
+func (s Scopes) String() string { return s.stored() }
+
 func (s Scopes) stored() string {
 	parts := make([]string, len(s))
 	for i, sc := range s {

@@ -32,7 +32,8 @@ const (
 
 // DatabaseURL is a parsed APP_DATABASE_URL: which dialect it selects and
 // the facts start-up checks need. It never holds the password in a form
-// that is printed: use Redacted for logs.
+// that is printed (the URL is a Secret: no fmt verb, JSON or log form of a
+// DatabaseURL shows it): use Redacted for logs.
 type DatabaseURL struct {
 	Dialect Dialect
 	// Path is the SQLite file (SQLite only).
@@ -43,8 +44,10 @@ type DatabaseURL struct {
 	// with certificate and host-name verification (sslmode=verify-full).
 	TLSVerified bool
 
-	raw string
-	pg  *pgx.ConnConfig
+	// raw is the URL as given, password included. pgx's parsed form is
+	// not kept: it holds the password in plain fields, which fmt prints
+	// even through a pointer (%s of a struct holding one); see pgConfig.
+	raw Secret
 }
 
 // ParseDatabaseURL reads a database URL: a postgres:// or postgresql:// URL
@@ -59,7 +62,7 @@ func ParseDatabaseURL(raw string) (DatabaseURL, error) {
 		if err != nil {
 			return DatabaseURL{}, errors.New("is not a valid PostgreSQL URL")
 		}
-		u := DatabaseURL{Dialect: Postgres, raw: raw, pg: cfg, TLSVerified: true}
+		u := DatabaseURL{Dialect: Postgres, raw: NewSecret(raw), TLSVerified: true}
 		all := append([]*pgconn.FallbackConfig{{Host: cfg.Host, Port: cfg.Port, TLSConfig: cfg.TLSConfig}}, cfg.Fallbacks...)
 		for _, fb := range all {
 			u.Hosts = append(u.Hosts, fb.Host)
@@ -82,7 +85,7 @@ func ParseDatabaseURL(raw string) (DatabaseURL, error) {
 		if strings.Contains(path, "://") || looksLikeLibpqDSN(path) {
 			return DatabaseURL{}, errors.New("is neither a postgres:// URL nor a SQLite path")
 		}
-		return DatabaseURL{Dialect: SQLite, Path: path, raw: raw}, nil
+		return DatabaseURL{Dialect: SQLite, Path: path, raw: NewSecret(raw)}, nil
 	}
 }
 
@@ -110,7 +113,7 @@ func (u DatabaseURL) Redacted() string {
 	if u.Dialect == SQLite {
 		return "sqlite:" + u.Path
 	}
-	out := RedactURL(u.raw)
+	out := RedactURL(u.raw.Reveal())
 	if pw := u.password(); pw != "" {
 		for _, form := range []string{pw, url.PathEscape(pw), url.QueryEscape(pw)} {
 			if strings.Contains(out, form) {
@@ -152,10 +155,25 @@ func RedactURL(raw string) string {
 }
 
 func (u DatabaseURL) password() string {
-	if u.pg == nil {
+	cfg, err := u.pgConfig()
+	if err != nil {
 		return ""
 	}
-	return u.pg.Password
+	return cfg.Password
+}
+
+// pgConfig parses the URL for pgx, each time it is needed (opening a pool,
+// a migration handle). ParseDatabaseURL has parsed it once already, so this
+// does not fail for a DatabaseURL it returned.
+func (u DatabaseURL) pgConfig() (*pgx.ConnConfig, error) {
+	if u.Dialect != Postgres || u.raw.IsZero() {
+		return nil, errors.New("no PostgreSQL configuration")
+	}
+	cfg, err := pgx.ParseConfig(u.raw.Reveal())
+	if err != nil {
+		return nil, errors.New("APP_DATABASE_URL is not a valid PostgreSQL URL")
+	}
+	return cfg, nil
 }
 
 // AllHostsLoopback reports whether every PostgreSQL host is a loopback
@@ -196,7 +214,10 @@ func OpenDB(ctx context.Context, u DatabaseURL) (*DB, error) {
 	case SQLite:
 		x, err = openSQLite(u.Path)
 	case Postgres:
-		x, err = openPostgres(u.pg)
+		var cfg *pgx.ConnConfig
+		if cfg, err = u.pgConfig(); err == nil {
+			x, err = openPostgres(cfg)
+		}
 	default:
 		return nil, fmt.Errorf("unknown dialect %q", u.Dialect)
 	}
@@ -262,7 +283,11 @@ func OpenRawDB(u DatabaseURL) (*sql.DB, error) {
 	case SQLite:
 		return sql.Open("sqlite", SQLiteDSN(u.Path))
 	case Postgres:
-		return stdlib.OpenDB(*u.pg), nil
+		cfg, err := u.pgConfig()
+		if err != nil {
+			return nil, err
+		}
+		return stdlib.OpenDB(*cfg), nil
 	}
 	return nil, fmt.Errorf("unknown dialect %q", u.Dialect)
 }

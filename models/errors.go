@@ -72,6 +72,18 @@ type Error struct {
 	RetryAfter time.Duration
 	// Policies names the violated rate-limit policies (violated-policies).
 	Policies []string
+	// Reason is the internal reason for the audit trail (e.g. which of the
+	// indistinguishable login failures this was); never sent to a client.
+	Reason string
+}
+
+// ReasonOf returns the internal audit reason of err, if it has one.
+func ReasonOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
 }
 
 // Error describes the error for logs. It includes the cause, so it must

@@ -87,3 +87,7 @@ func (h *PasswordHasher) HoldSlotsForTest() (release func()) {
 		}
 	}
 }
+
+// ChainHashForTest returns the hash e would carry chained to e.PrevHash:
+// what an attacker who knows the (public) algorithm can compute.
+func (e *AuditEvent) ChainHashForTest() string { return e.chainHash() }

@@ -50,6 +50,10 @@ func Open(tb testing.TB, d models.Dialect) *models.DB {
 		tb.Fatalf("dbtest: open: %v", err)
 	}
 	tb.Cleanup(func() { _ = db.Close() })
+	// Parallel tests wait paused with their database open; idle
+	// connections are not kept for them, so that a package's tests stay
+	// well under PostgreSQL's max_connections (100 by default).
+	db.SQLDB().SetMaxIdleConns(1)
 	return db
 }
 
@@ -97,6 +101,7 @@ func postgresSchema(tb testing.TB) string {
 		tb.Fatalf("dbtest: TEST_DATABASE_URL: %v", err)
 	}
 	tb.Cleanup(func() { _ = admin.Close() })
+	admin.SetMaxIdleConns(0) // no connection held while the test runs
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	schema := "t_" + hex.EncodeToString(b)

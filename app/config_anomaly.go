@@ -1,0 +1,149 @@
+package app
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/rampart-go/rampart/middleware"
+)
+
+// The ranges the anomaly variables accept. Distinct counters hold up to
+// their threshold of members per subject, so thresholds are capped to
+// keep that memory bounded.
+const (
+	anomalyMaxThreshold = 10_000
+	anomalyMinWindow    = 10 * time.Second
+	anomalyMaxWindow    = 24 * time.Hour
+	anomalyMaxFactor    = 1000
+	anomalyMaxBaseline  = 100
+	anomalyMaxKeyMin    = 1_000_000
+)
+
+// loadAnomalyConfig reads the APP_ANOMALY_* variables, APP_GEOIP_DB and
+// APP_ALERT_WEBHOOK_URL, reporting each bad value to bad with the
+// variable's name and the rule it breaks. The four thresholds accept
+// "off", which turns their rule off.
+func loadAnomalyConfig(get func(name, def string) string, bad func(name, rule string)) middleware.AnomalyConfig {
+	a := middleware.DefaultAnomalyConfig()
+	threshold := func(name string, def int) int {
+		v := get(name, "")
+		switch v {
+		case "":
+			return def
+		case "off":
+			return 0
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > anomalyMaxThreshold {
+			bad(name, fmt.Sprintf("must be a whole number between 1 and %d, or off", anomalyMaxThreshold))
+			return def
+		}
+		return n
+	}
+	whole := func(name string, def, max int) int {
+		v := get(name, "")
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > max {
+			bad(name, fmt.Sprintf("must be a whole number between 1 and %d", max))
+			return def
+		}
+		return n
+	}
+	window := func(name string, def time.Duration) time.Duration {
+		return duration(get, bad, name, def, anomalyMinWindow, anomalyMaxWindow)
+	}
+
+	a.ScrapeObjects = threshold("APP_ANOMALY_SCRAPE_OBJECTS", a.ScrapeObjects)
+	a.ScrapeWindow = window("APP_ANOMALY_SCRAPE_WINDOW", a.ScrapeWindow)
+
+	switch v := get("APP_ANOMALY_KEY_SPIKE_FACTOR", ""); v {
+	case "":
+	case "off":
+		a.KeySpikeFactor = 0
+	default:
+		// A factor of 1 or less would call a key's ordinary traffic a spike.
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f > 1 && f <= anomalyMaxFactor) {
+			bad("APP_ANOMALY_KEY_SPIKE_FACTOR", fmt.Sprintf("must be a number above 1 and at most %d (e.g. 5 or 2.5), or off", anomalyMaxFactor))
+		} else {
+			a.KeySpikeFactor = f
+		}
+	}
+	a.KeySpikeBucket = duration(get, bad, "APP_ANOMALY_KEY_SPIKE_BUCKET", a.KeySpikeBucket, anomalyMinWindow, time.Hour)
+	a.KeySpikeBaseline = whole("APP_ANOMALY_KEY_SPIKE_BASELINE", a.KeySpikeBaseline, anomalyMaxBaseline)
+	a.KeySpikeMin = whole("APP_ANOMALY_KEY_SPIKE_MIN", a.KeySpikeMin, anomalyMaxKeyMin)
+
+	a.BOLADenials = threshold("APP_ANOMALY_BOLA_DENIALS", a.BOLADenials)
+	a.BOLAWindow = window("APP_ANOMALY_BOLA_WINDOW", a.BOLAWindow)
+
+	a.StuffingAccounts = threshold("APP_ANOMALY_STUFFING_ACCOUNTS", a.StuffingAccounts)
+	a.StuffingWindow = window("APP_ANOMALY_STUFFING_WINDOW", a.StuffingWindow)
+
+	a.GeoIPDB = get("APP_GEOIP_DB", "")
+	if a.GeoIPDB != "" {
+		// Whether it is a MaxMind DB is checked when the detector opens it.
+		if fi, err := os.Stat(a.GeoIPDB); err != nil || !fi.Mode().IsRegular() {
+			bad("APP_GEOIP_DB", "must name a readable MaxMind DB file, e.g. /var/lib/GeoIP/GeoLite2-Country.mmdb")
+		}
+	}
+	a.AlertWebhookURL = get("APP_ALERT_WEBHOOK_URL", "")
+	if a.AlertWebhookURL != "" {
+		if err := middleware.CheckAlertWebhookURL(a.AlertWebhookURL); err != nil {
+			bad("APP_ALERT_WEBHOOK_URL", err.Error())
+		}
+	}
+	return a
+}
+
+// anomalyRedacted returns the anomaly settings as "NAME=value" lines for
+// Config.Redacted.
+func anomalyRedacted(a middleware.AnomalyConfig) []string {
+	threshold := func(n int) string {
+		if n == 0 {
+			return "off"
+		}
+		return strconv.Itoa(n)
+	}
+	factor := "off"
+	if a.KeySpikeFactor > 0 {
+		factor = strconv.FormatFloat(a.KeySpikeFactor, 'f', -1, 64)
+	}
+	return []string{
+		"APP_ANOMALY_SCRAPE_OBJECTS=" + threshold(a.ScrapeObjects),
+		"APP_ANOMALY_SCRAPE_WINDOW=" + a.ScrapeWindow.String(),
+		"APP_ANOMALY_KEY_SPIKE_FACTOR=" + factor,
+		"APP_ANOMALY_KEY_SPIKE_BUCKET=" + a.KeySpikeBucket.String(),
+		"APP_ANOMALY_KEY_SPIKE_BASELINE=" + strconv.Itoa(a.KeySpikeBaseline),
+		"APP_ANOMALY_KEY_SPIKE_MIN=" + strconv.Itoa(a.KeySpikeMin),
+		"APP_ANOMALY_BOLA_DENIALS=" + threshold(a.BOLADenials),
+		"APP_ANOMALY_BOLA_WINDOW=" + a.BOLAWindow.String(),
+		"APP_ANOMALY_STUFFING_ACCOUNTS=" + threshold(a.StuffingAccounts),
+		"APP_ANOMALY_STUFFING_WINDOW=" + a.StuffingWindow.String(),
+		"APP_GEOIP_DB=" + a.GeoIPDB,
+		"APP_ALERT_WEBHOOK_URL=" + redactWebhookURL(a.AlertWebhookURL),
+	}
+}
+
+// redactWebhookURL shows the scheme and host of an alert webhook URL only:
+// receivers (chat and paging services) often put a token in the path or
+// the query.
+func redactWebhookURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(not shown: not a valid URL)"
+	}
+	out := u.Scheme + "://" + u.Host
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		out += "/(path not shown)"
+	}
+	return out
+}

@@ -1,0 +1,75 @@
+package middleware
+
+import (
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rampart-go/rampart/models"
+)
+
+// AuditMetrics counts security events as they are recorded: authentication
+// failures, authorization denials, rate-limited and quota-exceeded
+// answers, and every audit event by action and outcome. Observe is the
+// hook; it is cheap (counters only).
+type AuditMetrics struct {
+	events    *prometheus.CounterVec
+	authn     *prometheus.CounterVec
+	authz     *prometheus.CounterVec
+	limited   *prometheus.CounterVec
+	quota     prometheus.Counter
+	queue     prometheus.GaugeFunc
+	written   prometheus.CounterFunc
+	writeErrs prometheus.CounterFunc
+}
+
+// NewAuditMetrics registers the audit metrics on reg; w supplies the
+// writer's queue depth and counts.
+func NewAuditMetrics(reg prometheus.Registerer, w *models.AuditWriter) (*AuditMetrics, error) {
+	m := &AuditMetrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rampart_audit_events_total",
+			Help: "Audit events recorded, by action and outcome."}, []string{"action", "outcome"}),
+		authn: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rampart_authn_failures_total",
+			Help: "Failed authentications: logins (by internal reason) and invalid credentials."}, []string{"kind", "reason"}),
+		authz: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rampart_authz_denials_total",
+			Help: "Authorization denials: forbidden functions and objects not found for their caller."}, []string{"reason"}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rampart_rate_limited_total",
+			Help: "Requests refused with 429 by a rate limit, by policy."}, []string{"policy"}),
+		quota: prometheus.NewCounter(prometheus.CounterOpts{Name: "rampart_quota_exceeded_total",
+			Help: "Requests refused with 429 because a resource quota is full."}),
+		queue: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rampart_audit_queue_depth",
+			Help: "Audit events waiting to be written."}, func() float64 { return float64(w.QueueDepth()) }),
+		written: prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rampart_audit_events_written_total",
+			Help: "Audit events written to the database."}, func() float64 { return float64(w.Written()) }),
+		writeErrs: prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rampart_audit_write_failures_total",
+			Help: "Failed attempts to write a batch of audit events (each is retried until written)."},
+			func() float64 { return float64(w.WriteFailures()) }),
+	}
+	for _, c := range []prometheus.Collector{m.events, m.authn, m.authz, m.limited, m.quota, m.queue, m.written, m.writeErrs} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Observe counts e. Label values come from fixed sets (actions, outcomes,
+// reasons and policy names the server itself writes), never from input.
+func (m *AuditMetrics) Observe(e models.AuditEvent) {
+	m.events.WithLabelValues(e.Action, e.Outcome).Inc()
+	switch e.Action {
+	case models.ActionLoginFail:
+		m.authn.WithLabelValues("login", e.Reason).Inc()
+	case models.ActionTokenInvalid:
+		m.authn.WithLabelValues("token", "invalid").Inc()
+	case models.ActionAuthzFail:
+		reason, _, _ := strings.Cut(e.Reason, ":")
+		m.authz.WithLabelValues(reason).Inc()
+	case models.ActionRateLimited, models.ActionLoginFailMax:
+		for p := range strings.SplitSeq(e.Reason, ",") {
+			m.limited.WithLabelValues(p).Inc()
+		}
+	case models.ActionQuotaExceeded:
+		m.quota.Inc()
+	}
+}

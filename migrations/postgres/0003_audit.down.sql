@@ -1,0 +1,4 @@
+DROP TABLE account_countries;
+DROP TABLE audit_head;
+DROP TABLE audit_events;
+DROP FUNCTION audit_events_append_only();

@@ -1,0 +1,760 @@
+package models_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rampart-go/rampart/migrations"
+	"github.com/rampart-go/rampart/models"
+	"github.com/rampart-go/rampart/models/dbtest"
+)
+
+// auditEvent returns a plausible event (a refused read of another user's
+// project); i makes it distinct.
+func auditEvent(i int) models.AuditEvent {
+	return models.AuditEvent{
+		ActorType:    models.ActorUser,
+		ActorID:      fmt.Sprintf("user-%d", i%3),
+		UserID:       fmt.Sprintf("user-%d", i%3),
+		ClientIP:     "203.0.113.7",
+		UserAgent:    "curl/8.5.0",
+		RequestID:    fmt.Sprintf("req-%04d", i),
+		Route:        "GET /v1/projects/:id",
+		Action:       models.ActionAuthzFail,
+		ResourceType: "project",
+		ResourceID:   fmt.Sprintf("project-%d", i),
+		Outcome:      models.OutcomeDeny,
+		Reason:       "not the owner",
+	}
+}
+
+// appendAudit appends events as one batch and returns them as stored,
+// with their Seq, PrevHash and Hash.
+func appendAudit(tb testing.TB, l *models.AuditLog, events ...models.AuditEvent) []models.AuditEvent {
+	tb.Helper()
+	events = slices.Clone(events)
+	if err := l.Append(context.Background(), events); err != nil {
+		tb.Fatalf("append: %v", err)
+	}
+	return events
+}
+
+// appendN appends n events (auditEvent(0..n-1)) in one batch.
+func appendN(tb testing.TB, l *models.AuditLog, n int) []models.AuditEvent {
+	tb.Helper()
+	events := make([]models.AuditEvent, n)
+	for i := range events {
+		events[i] = auditEvent(i)
+	}
+	return appendAudit(tb, l, events...)
+}
+
+// listAll pages through every event matching f, a few at a time.
+func listAll(tb testing.TB, l *models.AuditLog, f models.AuditFilter) []models.AuditEvent {
+	tb.Helper()
+	var all []models.AuditEvent
+	p := models.PageRequest{Limit: 7}
+	for {
+		page, err := l.List(context.Background(), f, p)
+		if err != nil {
+			tb.Fatalf("list: %v", err)
+		}
+		all = append(all, page.Items...)
+		if page.Next == 0 {
+			return all
+		}
+		p.After = page.Next
+	}
+}
+
+// countAudit counts the stored events.
+func countAudit(tb testing.TB, db *models.DB) int64 {
+	tb.Helper()
+	n, err := db.QueryIntForTest(context.Background(), `SELECT COUNT(*) FROM audit_events`)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
+// verifyIntact checks that the chain verifies and returns the result.
+func verifyIntact(tb testing.TB, l *models.AuditLog) models.AuditVerification {
+	tb.Helper()
+	v, err := l.Verify(context.Background())
+	if err != nil {
+		tb.Fatalf("verify: %v", err)
+	}
+	return v
+}
+
+// wantBreak checks that err is a broken chain at row seq (0: at the head)
+// with the given id, and that its reason says want.
+func wantBreak(tb testing.TB, err error, seq int64, id, want string) {
+	tb.Helper()
+	var b *models.AuditBreak
+	if !errors.As(err, &b) {
+		tb.Fatalf("verify: %v, want a broken chain at row %d", err, seq)
+	}
+	if !models.IsAuditBreak(err) {
+		tb.Errorf("IsAuditBreak(%v) is false", err)
+	}
+	if b.Seq != seq || b.ID != id {
+		tb.Errorf("broken at row %d (id %q), want row %d (id %q): %v", b.Seq, b.ID, seq, id, b)
+	}
+	if !strings.Contains(b.Reason, want) {
+		tb.Errorf("reason %q does not say %q", b.Reason, want)
+	}
+}
+
+// execAudit runs a statement an attacker (or a test) runs directly.
+func execAudit(tb testing.TB, db *models.DB, query string, args ...any) {
+	tb.Helper()
+	if _, err := db.ExecForTest(context.Background(), query, args...); err != nil {
+		tb.Fatalf("%s: %v", query, err)
+	}
+}
+
+// dropAuditTriggers plays an attacker with the owner's rights, who can
+// drop the append-only triggers; only the hash chain is left to notice.
+func dropAuditTriggers(tb testing.TB, db *models.DB) {
+	tb.Helper()
+	switch db.Dialect() {
+	case models.SQLite:
+		execAudit(tb, db, `DROP TRIGGER audit_events_no_update`)
+		execAudit(tb, db, `DROP TRIGGER audit_events_no_delete`)
+	case models.Postgres:
+		execAudit(tb, db, `DROP TRIGGER audit_events_no_change ON audit_events`)
+		execAudit(tb, db, `DROP TRIGGER audit_events_no_truncate ON audit_events`)
+	}
+}
+
+// insertAuditRow writes e at seq directly, as an attacker forging or
+// moving a row would.
+func insertAuditRow(tb testing.TB, db *models.DB, seq int64, e models.AuditEvent) {
+	tb.Helper()
+	const cols = `(seq, id, at, actor_type, actor_id, user_id, client_ip, user_agent, request_id, route,
+		action, resource_type, resource_id, outcome, reason, prev_hash, hash)`
+	const values = `VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	query := `INSERT INTO audit_events ` + cols + ` ` + values
+	if db.Dialect() == models.Postgres {
+		// seq is GENERATED ALWAYS: the owner can still choose it.
+		query = `INSERT INTO audit_events ` + cols + ` OVERRIDING SYSTEM VALUE ` + values
+	}
+	execAudit(tb, db, query, seq, e.ID, e.At, e.ActorType, e.ActorID, e.UserID, e.ClientIP, e.UserAgent,
+		e.RequestID, e.Route, e.Action, e.ResourceType, e.ResourceID, e.Outcome, e.Reason, e.PrevHash, e.Hash)
+}
+
+// forged returns an event chained to prev with a correct hash: the
+// algorithm is public, so anyone can compute one.
+func forged(tb testing.TB, prev string) models.AuditEvent {
+	tb.Helper()
+	id, err := models.NewID()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e := auditEvent(999)
+	e.ID, e.At, e.Outcome, e.Reason = id, time.Now().UTC().Truncate(time.Microsecond), models.OutcomeAllow, "forged"
+	e.PrevHash = prev
+	e.Hash = e.ChainHashForTest()
+	return e
+}
+
+func TestAuditAppendThenVerify(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		l := models.NewAuditLog(db)
+
+		// An empty trail verifies, with an empty head.
+		if v := verifyIntact(t, l); v.Rows != 0 || v.Head != "" {
+			t.Errorf("empty trail: %+v", v)
+		}
+		if err := l.Append(context.Background(), nil); err != nil {
+			t.Errorf("appending nothing: %v", err)
+		}
+
+		var stored []models.AuditEvent
+		for _, n := range []int{1, 4, 2} {
+			stored = append(stored, appendN(t, l, n)...)
+		}
+		prev := ""
+		for i, e := range stored {
+			if e.Seq != int64(i+1) || e.PrevHash != prev || len(e.Hash) != 64 || !models.ValidID(e.ID) {
+				t.Errorf("event %d: seq %d, prev %q, hash %q, id %q; want seq %d chained to %q",
+					i, e.Seq, e.PrevHash, e.Hash, e.ID, i+1, prev)
+			}
+			if e.Hash != e.ChainHashForTest() {
+				t.Errorf("event %d: hash %s does not cover its content", i, e.Hash)
+			}
+			prev = e.Hash
+		}
+		v := verifyIntact(t, l)
+		if v.Rows != int64(len(stored)) || v.Head != stored[len(stored)-1].Hash {
+			t.Errorf("verify: %+v, want %d rows and head %s", v, len(stored), stored[len(stored)-1].Hash)
+		}
+		// What is read back is exactly what Append returned.
+		if got := listAll(t, l, models.AuditFilter{}); !slices.EqualFunc(got, stored, sameEvent) {
+			t.Errorf("list:\n%+v\nwant\n%+v", got, stored)
+		}
+	})
+}
+
+// sameEvent compares every field, the time as an instant.
+func sameEvent(a, b models.AuditEvent) bool {
+	ta, tb := a.At, b.At
+	a.At, b.At = time.Time{}, time.Time{}
+	return a == b && ta.Equal(tb)
+}
+
+func TestAuditEventRoundTrip(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		l := models.NewAuditLog(db)
+		at := time.Date(2024, 2, 29, 23, 59, 59, 123456789, time.FixedZone("UTC+5:30", 5*3600+1800))
+		in := models.AuditEvent{
+			At:           at,
+			ActorType:    models.ActorAPIKey,
+			ActorID:      "key-Zoë",
+			UserID:       "user-東京",
+			ClientIP:     "2001:db8::1",
+			UserAgent:    strings.Repeat("ü", 300),              // capped at 256 runes
+			RequestID:    "req\r\nInjected: yes\tand a bell \a", // control characters are kept, not lost
+			Route:        "GET /v1/projects/:id",
+			Action:       models.ActionAuthzFail,
+			ResourceType: "project",
+			ResourceID:   "🛡️" + strings.Repeat("x", 600), // capped at 512 runes
+			Outcome:      models.OutcomeDeny,
+			Reason:       "bad UTF-8: \xff\xfe end",
+		}
+		stored := appendAudit(t, l, in)[0]
+
+		if want := at.UTC().Truncate(time.Microsecond); !stored.At.Equal(want) || stored.At.Location() != time.UTC {
+			t.Errorf("at %v, want %v in UTC at microseconds", stored.At, want)
+		}
+		if n := utf8.RuneCountInString(stored.UserAgent); n != 256 {
+			t.Errorf("user agent kept %d runes, want 256", n)
+		}
+		if n := utf8.RuneCountInString(stored.ResourceID); n != 512 || !strings.HasPrefix(stored.ResourceID, "🛡️") {
+			t.Errorf("resource id kept %d runes (want 512): %.20q", n, stored.ResourceID)
+		}
+		if stored.Reason != "bad UTF-8: \uFFFD end" { // one U+FFFD per run of bad bytes
+			t.Errorf("reason %q: invalid UTF-8 is not replaced", stored.Reason)
+		}
+		if stored.RequestID != in.RequestID || stored.ActorID != in.ActorID || stored.UserID != in.UserID {
+			t.Errorf("text changed: %q %q %q", stored.RequestID, stored.ActorID, stored.UserID)
+		}
+		for _, s := range []string{stored.UserAgent, stored.ResourceID, stored.Reason} {
+			if !utf8.ValidString(s) {
+				t.Errorf("%.20q is not valid UTF-8", s)
+			}
+		}
+
+		got := listAll(t, l, models.AuditFilter{})
+		if len(got) != 1 {
+			t.Fatalf("%d events, want 1", len(got))
+		}
+		if !sameEvent(got[0], stored) {
+			t.Errorf("read back\n%+v\nwant\n%+v", got[0], stored)
+		}
+		if !got[0].At.UTC().Equal(got[0].At) || got[0].At.Nanosecond() != 123456000 {
+			t.Errorf("read back at %v, want .123456", got[0].At)
+		}
+		// The hash recomputed from the row read back is the stored one.
+		if got[0].ChainHashForTest() != got[0].Hash {
+			t.Error("the hash does not survive the round trip")
+		}
+		verifyIntact(t, l)
+	})
+}
+
+func TestAuditRejectsNULAndUnknownValues(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		l := models.NewAuditLog(db)
+		// A NUL byte may come from a decoded path (%00); PostgreSQL cannot
+		// store it in text, and a writer retrying such a batch forever
+		// would stop the whole trail.
+		e := auditEvent(1)
+		e.ResourceID = "abc\x00def"
+		e.UserAgent = "\x00"
+		stored := appendAudit(t, l, e)[0]
+		if stored.ResourceID != "abc\uFFFDdef" || stored.UserAgent != "\uFFFD" {
+			t.Errorf("NUL stored as %q, %q", stored.ResourceID, stored.UserAgent)
+		}
+		if got := listAll(t, l, models.AuditFilter{}); len(got) != 1 || !sameEvent(got[0], stored) {
+			t.Errorf("read back %+v", got)
+		}
+
+		// An outcome or actor type the table does not allow is refused
+		// before any statement runs (the database would refuse it forever).
+		for _, bad := range []models.AuditEvent{{Outcome: "maybe"}, {ActorType: "robot"}} {
+			if err := l.Append(context.Background(), []models.AuditEvent{auditEvent(2), bad}); err == nil {
+				t.Errorf("append %+v: no error", bad)
+			}
+		}
+		if n := countAudit(t, db); n != 1 {
+			t.Errorf("%d events after the refused batches, want 1", n)
+		}
+		verifyIntact(t, l)
+	})
+}
+
+func TestAuditListFiltersAndPages(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		ctx := context.Background()
+		l := models.NewAuditLog(db)
+		base := time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)
+		events := []models.AuditEvent{
+			{At: base, ActorType: models.ActorAnonymous, UserID: "alice", Action: models.ActionLoginFail, Outcome: models.OutcomeDeny},
+			{At: base.Add(time.Second), ActorType: models.ActorUser, ActorID: "alice", UserID: "alice", Action: models.ActionLoginSuccess},
+			{At: base.Add(2 * time.Second), ActorType: models.ActorAPIKey, ActorID: "key-1", UserID: "alice", Action: models.ActionAuthzAllow},
+			{At: base.Add(3 * time.Second), ActorType: models.ActorUser, ActorID: "bob", UserID: "bob", Action: models.ActionAuthzFail, Outcome: models.OutcomeDeny},
+			{At: base.Add(3*time.Second + time.Microsecond), ActorType: models.ActorService, ActorID: "reports", Action: models.ActionAuthzAllow},
+			{At: base.Add(4 * time.Second), ActorType: models.ActorSystem, Action: models.ActionAnomaly, Outcome: models.OutcomeError},
+		}
+		stored := appendAudit(t, l, events...)
+		seqs := func(es []models.AuditEvent) []int64 {
+			out := []int64{}
+			for _, e := range es {
+				out = append(out, e.Seq)
+			}
+			return out
+		}
+
+		tests := []struct {
+			name string
+			f    models.AuditFilter
+			want []int64
+		}{
+			{"no filter", models.AuditFilter{}, []int64{1, 2, 3, 4, 5, 6}},
+			{"actor as user id", models.AuditFilter{Actor: "alice"}, []int64{1, 2, 3}},
+			{"actor as actor id", models.AuditFilter{Actor: "key-1"}, []int64{3}},
+			{"service actor", models.AuditFilter{Actor: "reports"}, []int64{5}},
+			{"action", models.AuditFilter{Action: models.ActionAuthzAllow}, []int64{3, 5}},
+			{"outcome", models.AuditFilter{Outcome: models.OutcomeDeny}, []int64{1, 4}},
+			{"since is inclusive", models.AuditFilter{Since: base.Add(3 * time.Second)}, []int64{4, 5, 6}},
+			{"since at microseconds", models.AuditFilter{Since: base.Add(3*time.Second + time.Microsecond)}, []int64{5, 6}},
+			{"since in another zone", models.AuditFilter{Since: base.Add(4 * time.Second).In(time.FixedZone("-07", -7*3600))}, []int64{6}},
+			{"since after everything", models.AuditFilter{Since: base.Add(time.Hour)}, []int64{}},
+			{"combined", models.AuditFilter{Actor: "alice", Outcome: models.OutcomeAllow, Since: base.Add(time.Second)}, []int64{2, 3}},
+			{"no match", models.AuditFilter{Actor: "mallory"}, []int64{}},
+		}
+		for _, tt := range tests {
+			if got := seqs(listAll(t, l, tt.f)); !slices.Equal(got, tt.want) {
+				t.Errorf("%s: seqs %v, want %v", tt.name, got, tt.want)
+			}
+		}
+
+		// Pages of two: each continues after the last, the last has no Next.
+		var got []models.AuditEvent
+		p := models.PageRequest{Limit: 2}
+		for pages := 0; ; pages++ {
+			page, err := l.List(ctx, models.AuditFilter{}, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Items) > 2 || pages > 3 {
+				t.Fatalf("page %d: %d items", pages, len(page.Items))
+			}
+			got = append(got, page.Items...)
+			if page.Next == 0 {
+				break
+			}
+			if page.Next != page.Items[len(page.Items)-1].Seq {
+				t.Errorf("next %d is not the last item's seq", page.Next)
+			}
+			p.After = page.Next
+		}
+		if !slices.EqualFunc(got, stored, sameEvent) {
+			t.Errorf("paged list differs from what was appended")
+		}
+		// Filters apply across pages too.
+		page, err := l.List(ctx, models.AuditFilter{Actor: "alice"}, models.PageRequest{Limit: 2})
+		if err != nil || !slices.Equal(seqs(page.Items), []int64{1, 2}) || page.Next != 2 {
+			t.Fatalf("first filtered page: %v, next %d, %v", seqs(page.Items), page.Next, err)
+		}
+		page, err = l.List(ctx, models.AuditFilter{Actor: "alice"}, models.PageRequest{Limit: 2, After: page.Next})
+		if err != nil || !slices.Equal(seqs(page.Items), []int64{3}) || page.Next != 0 {
+			t.Errorf("second filtered page: %v, next %d, %v", seqs(page.Items), page.Next, err)
+		}
+	})
+}
+
+func TestAuditTrailIsAppendOnly(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		ctx := context.Background()
+		l := models.NewAuditLog(db)
+		stored := appendN(t, l, 3)
+
+		// The application's own connection cannot change or remove a row.
+		refused := []string{
+			`UPDATE audit_events SET outcome = 'allow' WHERE seq = 2`,
+			`UPDATE audit_events SET reason = reason`,
+			`DELETE FROM audit_events WHERE seq = 3`,
+			`DELETE FROM audit_events`,
+			`INSERT INTO audit_events (id, at, actor_type, actor_id, user_id, client_ip, user_agent, request_id, route,
+				action, resource_type, resource_id, outcome, reason, prev_hash, hash)
+			SELECT id, at, actor_type, actor_id, user_id, client_ip, user_agent, request_id, route,
+				action, resource_type, resource_id, outcome, reason, prev_hash, hash FROM audit_events WHERE seq = 1
+			ON CONFLICT (id) DO UPDATE SET outcome = 'allow'`,
+		}
+		switch db.Dialect() {
+		case models.Postgres:
+			refused = append(refused, `TRUNCATE audit_events`, `TRUNCATE audit_events CASCADE`)
+		case models.SQLite:
+			// REPLACE deletes the old row without firing delete triggers.
+			refused = append(refused, `INSERT OR REPLACE INTO audit_events (seq, id, at, actor_type, actor_id, user_id,
+				client_ip, user_agent, request_id, route, action, resource_type, resource_id, outcome, reason, prev_hash, hash)
+			SELECT seq, id, at, actor_type, actor_id, user_id, client_ip, user_agent, request_id, route,
+				action, resource_type, resource_id, 'allow', reason, prev_hash, hash FROM audit_events WHERE seq = 2`,
+				`REPLACE INTO audit_events (seq, id, at, actor_type, actor_id, user_id,
+				client_ip, user_agent, request_id, route, action, resource_type, resource_id, outcome, reason, prev_hash, hash)
+			SELECT seq, 'forged-id', at, actor_type, actor_id, user_id, client_ip, user_agent, request_id, route,
+				action, resource_type, resource_id, 'allow', reason, prev_hash, 'forged-hash' FROM audit_events WHERE seq = 3`)
+		}
+		for _, q := range refused {
+			if n, err := db.ExecForTest(ctx, q); err == nil {
+				t.Errorf("%s: allowed (%d rows)", q, n)
+			}
+		}
+		if got := listAll(t, l, models.AuditFilter{}); !slices.EqualFunc(got, stored, sameEvent) {
+			t.Errorf("the trail changed:\n%+v", got)
+		}
+		if v := verifyIntact(t, l); v.Rows != 3 {
+			t.Errorf("verify: %+v", v)
+		}
+	})
+}
+
+// TestAuditVerifyNamesTheFirstBrokenRow plays an attacker with the owner's
+// rights (the triggers dropped) and shows that each kind of tampering is
+// found, at the first row it breaks.
+func TestAuditVerifyNamesTheFirstBrokenRow(t *testing.T) {
+	type tamper func(t *testing.T, db *models.DB, rows []models.AuditEvent)
+	tests := []struct {
+		name   string
+		tamper tamper
+		seq    int64 // the row Verify must name; 0: the head
+		index  int   // whose id it must name (index into rows), -1 for none
+		reason string
+	}{
+		{
+			name: "edited row (deny turned into allow)",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				execAudit(t, db, `UPDATE audit_events SET outcome = 'allow' WHERE seq = 3`)
+			},
+			seq: 3, index: 2, reason: "content does not match its hash",
+		},
+		{
+			name: "edited row with its own hash recomputed",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				e := rows[2]
+				e.Outcome = models.OutcomeAllow
+				e.Hash = e.ChainHashForTest()
+				execAudit(t, db, `UPDATE audit_events SET outcome = ?, hash = ? WHERE seq = 3`, e.Outcome, e.Hash)
+			},
+			seq: 4, index: 3, reason: "previous-hash does not match",
+		},
+		{
+			name: "edited time",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				execAudit(t, db, `UPDATE audit_events SET at = ? WHERE seq = 2`, rows[1].At.Add(-time.Hour))
+			},
+			seq: 2, index: 1, reason: "content does not match its hash",
+		},
+		{
+			name: "deleted middle row",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				execAudit(t, db, `DELETE FROM audit_events WHERE seq = 3`)
+			},
+			seq: 4, index: 3, reason: "previous-hash does not match",
+		},
+		{
+			name: "two rows swapped",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				execAudit(t, db, `DELETE FROM audit_events WHERE seq IN (2, 3)`)
+				insertAuditRow(t, db, 2, rows[2])
+				insertAuditRow(t, db, 3, rows[1])
+			},
+			seq: 2, index: 2, reason: "previous-hash does not match",
+		},
+		{
+			name: "deleted last row",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				execAudit(t, db, `DELETE FROM audit_events WHERE seq = 5`)
+			},
+			seq: 0, index: -1, reason: "the head names row 5, the chain ends at row 4",
+		},
+		{
+			name: "every row deleted",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				execAudit(t, db, `DELETE FROM audit_events`)
+			},
+			seq: 0, index: -1, reason: "the head names row 5, the chain ends at row 0",
+		},
+		{
+			name: "forged row appended after the last",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				insertAuditRow(t, db, 6, forged(t, rows[4].Hash))
+			},
+			seq: 0, index: -1, reason: "the head names row 5, the chain ends at row 6",
+		},
+		{
+			name: "forged row inserted in the middle",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				// Rows 4 and 5 move up one place to make room.
+				execAudit(t, db, `DELETE FROM audit_events WHERE seq >= 4`)
+				insertAuditRow(t, db, 4, forged(t, rows[2].Hash))
+				insertAuditRow(t, db, 5, rows[3])
+				insertAuditRow(t, db, 6, rows[4])
+			},
+			seq: 5, index: 3, reason: "previous-hash does not match",
+		},
+		{
+			name: "forged row inserted before the first",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				insertAuditRow(t, db, 0, forged(t, ""))
+			},
+			seq: 1, index: 0, reason: "previous-hash does not match",
+		},
+		{
+			name: "forged row with a negative seq",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				insertAuditRow(t, db, -7, forged(t, ""))
+			},
+			seq: 1, index: 0, reason: "previous-hash does not match",
+		},
+	}
+	for _, d := range dbtest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					// Each case tampers with a trail of its own: rows 1-2
+					// appended in one batch, rows 3-5 in another.
+					db := dbtest.Open(t, d)
+					l := models.NewAuditLog(db)
+					rows := appendN(t, l, 2)
+					rows = append(rows, appendN(t, l, 3)...)
+					verifyIntact(t, l)
+					dropAuditTriggers(t, db)
+					tt.tamper(t, db, rows)
+					_, err := l.Verify(context.Background())
+					id := ""
+					if tt.index >= 0 {
+						id = rows[tt.index].ID
+					}
+					wantBreak(t, err, tt.seq, id, tt.reason)
+					if b := (*models.AuditBreak)(nil); errors.As(err, &b) && !strings.Contains(b.Error(), tt.reason) {
+						t.Errorf("message %q does not give the reason", b.Error())
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestAuditVerifyCannotSeeARewrittenChain documents the limit of a hash
+// chain without a secret: an attacker who rewrites every row after an edit
+// and the head gets a chain that verifies. Only a head recorded elsewhere
+// beforehand shows the rewrite.
+func TestAuditVerifyCannotSeeARewrittenChain(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		l := models.NewAuditLog(db)
+		rows := appendN(t, l, 4)
+		recorded := verifyIntact(t, l).Head
+
+		dropAuditTriggers(t, db)
+		prev := rows[0].Hash
+		for i := 1; i < len(rows); i++ {
+			e := rows[i]
+			if i == 1 {
+				e.Outcome = models.OutcomeAllow
+			}
+			e.PrevHash = prev
+			e.Hash = e.ChainHashForTest()
+			execAudit(t, db, `UPDATE audit_events SET outcome = ?, prev_hash = ?, hash = ? WHERE seq = ?`,
+				e.Outcome, e.PrevHash, e.Hash, e.Seq)
+			prev = e.Hash
+		}
+		execAudit(t, db, `UPDATE audit_head SET hash = ? WHERE id = 1`, prev)
+
+		v := verifyIntact(t, l)
+		if v.Rows != 4 {
+			t.Errorf("rows %d", v.Rows)
+		}
+		if v.Head == recorded {
+			t.Fatal("the head did not change: a recorded head could not reveal the rewrite")
+		}
+	})
+}
+
+// sharedDatabase makes a fresh, migrated database of dialect d and returns
+// a function that opens another handle on it each time it is called, as
+// another instance or process of the server would. For PostgreSQL, params
+// ("name=value") are added to the URL (run-time settings such as
+// lock_timeout).
+func sharedDatabase(tb testing.TB, d models.Dialect) (open func(params ...string) *models.DB) {
+	tb.Helper()
+	u := dbtest.URL(tb, d)
+	raw := "sqlite:" + u.Path
+	if d == models.Postgres {
+		// dbtest hands out the parsed URL only; the schema it made is the
+		// search_path of its printable form.
+		printed, err := url.Parse(u.Redacted())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		base, err := url.Parse(os.Getenv("TEST_DATABASE_URL"))
+		if err != nil {
+			tb.Fatal("TEST_DATABASE_URL is not a URL")
+		}
+		q := base.Query()
+		q.Set("search_path", printed.Query().Get("search_path"))
+		base.RawQuery = q.Encode()
+		raw = base.String()
+	}
+	mg, err := models.NewMigrator(u, migrations.FS)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := mg.Up(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := mg.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return func(params ...string) *models.DB {
+		tb.Helper()
+		s := raw
+		if d == models.Postgres {
+			for _, p := range params {
+				s += "&" + p
+			}
+		}
+		pu, err := models.ParseDatabaseURL(s)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		db, err := models.OpenDB(context.Background(), pu)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { _ = db.Close() })
+		return db
+	}
+}
+
+// TestAuditConcurrentAppendersKeepOneChain appends from two handles on the
+// same database (two instances of the server, or two processes on one
+// SQLite file), several goroutines each, and checks that the result is one
+// unbroken chain with every batch in one piece.
+func TestAuditConcurrentAppendersKeepOneChain(t *testing.T) {
+	for _, d := range dbtest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			open := sharedDatabase(t, d)
+			logs := []*models.AuditLog{models.NewAuditLog(open()), models.NewAuditLog(open())}
+			const perWriter, batches = 3, 12
+			var (
+				wg      sync.WaitGroup
+				mu      sync.Mutex
+				written [][]models.AuditEvent
+			)
+			for w := range len(logs) * perWriter {
+				l := logs[w%len(logs)]
+				wg.Go(func() {
+					for b := range batches {
+						batch := make([]models.AuditEvent, 1+(w+b)%4)
+						for i := range batch {
+							batch[i] = auditEvent(w*1000 + b*10 + i)
+						}
+						if err := l.Append(context.Background(), batch); err != nil {
+							t.Errorf("writer %d batch %d: %v", w, b, err)
+							return
+						}
+						mu.Lock()
+						written = append(written, batch)
+						mu.Unlock()
+					}
+				})
+			}
+			wg.Wait()
+			if t.Failed() {
+				return
+			}
+
+			var total int64
+			for _, batch := range written {
+				total += int64(len(batch))
+				// A batch is appended under the lock: its rows are adjacent.
+				for i := 1; i < len(batch); i++ {
+					if batch[i].Seq != batch[i-1].Seq+1 || batch[i].PrevHash != batch[i-1].Hash {
+						t.Errorf("batch interleaved: seq %d after %d", batch[i].Seq, batch[i-1].Seq)
+					}
+				}
+			}
+			for _, l := range logs {
+				if v := verifyIntact(t, l); v.Rows != total {
+					t.Errorf("verify: %d rows, want %d", v.Rows, total)
+				}
+			}
+			all := listAll(t, logs[0], models.AuditFilter{})
+			ids := map[string]bool{}
+			for _, e := range all {
+				ids[e.ID] = true
+			}
+			if int64(len(all)) != total || int64(len(ids)) != total {
+				t.Errorf("%d rows, %d distinct ids, want %d", len(all), len(ids), total)
+			}
+		})
+	}
+}
+
+// TestAuditVerifyWhileAppending runs Verify while another instance keeps
+// appending: a live trail must never be reported broken.
+func TestAuditVerifyWhileAppending(t *testing.T) {
+	for _, d := range dbtest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			open := sharedDatabase(t, d)
+			writer, verifier := models.NewAuditLog(open()), models.NewAuditLog(open())
+			appendN(t, writer, 3)
+
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if err := writer.Append(context.Background(), []models.AuditEvent{auditEvent(i), auditEvent(i + 1)}); err != nil {
+						t.Errorf("append: %v", err)
+						return
+					}
+				}
+			})
+			var last int64
+			for range 60 {
+				v, err := verifier.Verify(context.Background())
+				if err != nil {
+					t.Errorf("verify while appending: %v", err)
+					break
+				}
+				if v.Rows < last {
+					t.Errorf("verify saw %d rows after %d", v.Rows, last)
+				}
+				last = v.Rows
+			}
+			close(stop)
+			wg.Wait()
+			verifyIntact(t, verifier)
+		})
+	}
+}

@@ -1,0 +1,264 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// AuditWriterConfig tunes an AuditWriter; zero fields take the defaults.
+type AuditWriterConfig struct {
+	QueueSize  int           // events waiting at most (default 4096); Record blocks beyond
+	BatchSize  int           // events per transaction at most (default 256)
+	FlushEvery time.Duration // longest an event waits for its batch (default 50 ms)
+	RetryEvery time.Duration // wait between attempts when the database fails (default 1 s)
+	Logger     *slog.Logger
+	// Observe, if set, sees every event as it is recorded, in the caller's
+	// goroutine (the anomaly detector). It must not block for long.
+	Observe func(AuditEvent)
+}
+
+// AuditWriter records audit events asynchronously, in batches, without
+// ever dropping one: the queue is bounded, and when it is full Record
+// waits (backpressure slows the requests down rather than losing their
+// trail). A batch the database refuses is retried until it is written or
+// the writer is closed with a deadline that passes; Close flushes
+// everything recorded before it.
+//
+// Record only appends under a mutex: the writer goroutine is woken when a
+// queue becomes non-empty or a batch fills, not for every event, so a busy
+// server pays no goroutine wake-up per request.
+type AuditWriter struct {
+	log    *AuditLog
+	cfg    AuditWriterConfig
+	logger *slog.Logger
+
+	mu       sync.Mutex
+	queue    []AuditEvent
+	notFull  *sync.Cond // signalled when the writer takes events out
+	closed   bool
+	recorded uint64        // events accepted so far
+	done     uint64        // events written (or given up at exit) so far
+	progress chan struct{} // closed and replaced whenever done grows
+
+	wake    chan struct{} // the queue became non-empty
+	full    chan struct{} // a batch is ready, or a flush or close wants it now
+	stopped chan struct{} // closed when the writer goroutine ends
+
+	written atomic.Uint64
+	failed  atomic.Uint64
+}
+
+// ErrAuditClosed is returned by Record after Close.
+var ErrAuditClosed = errors.New("audit writer is closed")
+
+// NewAuditWriter starts a writer appending to l.
+func NewAuditWriter(l *AuditLog, cfg AuditWriterConfig) *AuditWriter {
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 4096
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 256
+	}
+	if cfg.FlushEvery <= 0 {
+		cfg.FlushEvery = 50 * time.Millisecond
+	}
+	if cfg.RetryEvery <= 0 {
+		cfg.RetryEvery = time.Second
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	w := &AuditWriter{log: l, cfg: cfg, logger: logger, progress: make(chan struct{}),
+		wake: make(chan struct{}, 1), full: make(chan struct{}, 1), stopped: make(chan struct{})}
+	w.notFull = sync.NewCond(&w.mu)
+	go w.run()
+	return w
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// Record queues e. It blocks while the queue is full, and fails only after
+// Close.
+func (w *AuditWriter) Record(e AuditEvent) error {
+	// Its ID and time are fixed now, not when its batch is written.
+	if err := e.normalize(time.Now()); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	for !w.closed && len(w.queue) >= w.cfg.QueueSize {
+		w.notFull.Wait()
+	}
+	if w.closed {
+		w.mu.Unlock()
+		return ErrAuditClosed
+	}
+	w.queue = append(w.queue, e)
+	w.recorded++
+	n := len(w.queue)
+	w.mu.Unlock()
+	// Outside the lock: an observer may block (the anomaly detector's own
+	// queue) and may record events itself.
+	if w.cfg.Observe != nil {
+		w.cfg.Observe(e)
+	}
+	if n == 1 {
+		signal(w.wake)
+	}
+	if n >= w.cfg.BatchSize {
+		signal(w.full)
+	}
+	return nil
+}
+
+// Flush waits until every event recorded before it is in the database, or
+// ctx ends.
+func (w *AuditWriter) Flush(ctx context.Context) error {
+	w.mu.Lock()
+	target := w.recorded
+	w.mu.Unlock()
+	signal(w.full)
+	for {
+		w.mu.Lock()
+		if w.done >= target {
+			w.mu.Unlock()
+			return nil
+		}
+		progress := w.progress
+		w.mu.Unlock()
+		select {
+		case <-progress:
+		case <-w.stopped:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Close stops taking events and writes everything queued. If ctx ends
+// first, it returns ctx's error and the writer keeps trying in the
+// background until the process exits.
+func (w *AuditWriter) Close(ctx context.Context) error {
+	w.mu.Lock()
+	w.closed = true
+	w.notFull.Broadcast()
+	w.mu.Unlock()
+	signal(w.wake)
+	signal(w.full)
+	select {
+	case <-w.stopped:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// QueueDepth is how many events wait to be written (a metric).
+func (w *AuditWriter) QueueDepth() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.queue)
+}
+
+// Written counts the events written so far.
+func (w *AuditWriter) Written() uint64 { return w.written.Load() }
+
+// WriteFailures counts failed attempts to write a batch.
+func (w *AuditWriter) WriteFailures() uint64 { return w.failed.Load() }
+
+// run waits for a first event, gives the batch FlushEvery to fill (or
+// less, if it fills or a flush wants it), then writes until the queue is
+// empty; after Close it writes what is left and ends.
+func (w *AuditWriter) run() {
+	defer close(w.stopped)
+	timer := time.NewTimer(w.cfg.FlushEvery)
+	timer.Stop()
+	for {
+		<-w.wake
+		w.mu.Lock()
+		closed := w.closed
+		w.mu.Unlock()
+		if !closed {
+			timer.Reset(w.cfg.FlushEvery)
+			select {
+			case <-timer.C:
+			case <-w.full:
+				timer.Stop()
+			}
+		}
+		for {
+			w.mu.Lock()
+			n := min(len(w.queue), w.cfg.BatchSize)
+			if n == 0 {
+				closed := w.closed
+				w.mu.Unlock()
+				if closed {
+					return
+				}
+				break
+			}
+			batch := w.queue[:n:n]
+			w.queue = w.queue[n:]
+			w.notFull.Broadcast()
+			w.mu.Unlock()
+
+			w.write(batch)
+
+			w.mu.Lock()
+			w.done += uint64(n)
+			close(w.progress)
+			w.progress = make(chan struct{})
+			if len(w.queue) == 0 && cap(w.queue) > 4*w.cfg.BatchSize {
+				w.queue = nil // give a burst's memory back
+			}
+			w.mu.Unlock()
+		}
+	}
+}
+
+// write appends batch, retrying until the database takes it: an audit
+// event is never given up. The batch is copied per attempt because Append
+// fills in the chain fields.
+func (w *AuditWriter) write(batch []AuditEvent) {
+	events := make([]AuditEvent, len(batch))
+	for attempt := 0; ; attempt++ {
+		copy(events, batch)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := w.log.Append(ctx, events)
+		cancel()
+		if err == nil {
+			w.written.Add(uint64(len(events)))
+			if attempt > 0 {
+				w.logger.Info("audit trail written again after database errors", "events", len(events), "attempts", attempt+1)
+			}
+			return
+		}
+		// A commit whose acknowledgement was lost (the connection broke
+		// after COMMIT) would make every retry a duplicate: a batch is
+		// one transaction, so if its first event is stored, all are.
+		if KindOf(err) == KindConflict || KindOf(err) == KindUnavailable || KindOf(err) == KindInternal {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			stored, serr := w.log.has(ctx, batch[0].ID)
+			cancel()
+			if serr == nil && stored {
+				w.written.Add(uint64(len(events)))
+				return
+			}
+		}
+		w.failed.Add(1)
+		if attempt == 0 {
+			w.logger.Error("audit trail: writing a batch failed; retrying until it succeeds", "events", len(events), "error", err.Error())
+		}
+		time.Sleep(w.cfg.RetryEvery)
+	}
+}
