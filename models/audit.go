@@ -199,13 +199,12 @@ func (l *AuditLog) Append(ctx context.Context, events []AuditEvent) error {
 	})
 }
 
-// insertAuditBatch inserts events, already chained, in their order, with
-// one constant statement per batch (not one per row: the writer keeps up
-// with the requests, and PostgreSQL sees one round trip per batch), sets
-// each event's Seq, and moves the head to the last one. PostgreSQL takes
-// the columns as arrays (unnest) and moves the head in the same statement;
-// SQLite takes one JSON array (json_each). Both insert in the batch's
-// order, so seq order is chain order.
+// insertAuditBatch inserts events, already chained, in their order, sets
+// each event's Seq, and moves the head to the last one. PostgreSQL gets
+// one constant statement per batch (one round trip, not one per row): the
+// columns as arrays (unnest), and the head moved in the same statement.
+// SQLite, in this process, runs one prepared statement per event. Both
+// insert in the batch's order, so seq order is chain order.
 func insertAuditBatch(ctx context.Context, q q, d Dialect, events []AuditEvent) error {
 	head := events[len(events)-1].Hash
 	var rows []struct {
@@ -264,50 +263,46 @@ func insertAuditBatch(ctx context.Context, q q, d Dialect, events []AuditEvent) 
 		}
 		err = q.sel(ctx, &rows, `SELECT seq, id::text AS id FROM audit_events WHERE seq BETWEEN ? AND ?`, sum.First, sum.Last)
 	default:
-		batch := make([][]string, len(events))
-		for i, e := range events {
-			batch[i] = []string{e.ID, e.At.UTC().Format(sqliteTimeLayout), e.ActorType, e.ActorID, e.UserID, e.ClientIP,
-				e.UserAgent, e.RequestID, e.Route, e.Action, e.ResourceType, e.ResourceID, e.Outcome, e.Reason, e.PrevHash, e.Hash}
-		}
-		doc, jerr := json.Marshal(batch)
-		if jerr != nil {
-			return Internal(jerr)
-		}
-		err = q.sel(ctx, &rows, `
+		// SQLite runs in this process: one prepared statement, bound
+		// once per event, is cheaper than decoding a JSON batch.
+		st, perr := q.prepare(ctx, `
 			INSERT INTO audit_events (id, at, actor_type, actor_id, user_id, client_ip, user_agent, request_id,
 				route, action, resource_type, resource_id, outcome, reason, prev_hash, hash)
-			SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7,
-				value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, value ->> 13, value ->> 14, value ->> 15
-			FROM json_each(?)
-			ORDER BY key
-			RETURNING seq, id`, string(doc))
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if perr != nil {
+			return perr
+		}
+		defer st.Close()
+		var last int64
+		for i := range events {
+			e := &events[i]
+			res, xerr := st.ExecContext(ctx, e.ID, e.At, e.ActorType, e.ActorID, e.UserID, e.ClientIP, e.UserAgent, e.RequestID,
+				e.Route, e.Action, e.ResourceType, e.ResourceID, e.Outcome, e.Reason, e.PrevHash, e.Hash)
+			if xerr != nil {
+				return translate(xerr)
+			}
+			// seq is SQLite's rowid (INTEGER PRIMARY KEY).
+			if e.Seq, xerr = res.LastInsertId(); xerr != nil {
+				return Internal(xerr)
+			}
+			last = e.Seq
+		}
+		_, err = q.exec(ctx, `UPDATE audit_head SET last_seq = ?, hash = ?, locked_at = NULL WHERE id = 1`, last, head)
+		return err
 	}
+	// PostgreSQL, when the seqs were not one range: map them by id.
 	if err != nil {
 		return err
 	}
-	if len(rows) != len(events) {
-		return Internal(fmt.Errorf("audit: %d rows inserted for %d events", len(rows), len(events)))
-	}
 	seqs := make(map[string]int64, len(rows))
-	var last int64
 	for _, r := range rows {
 		seqs[r.ID] = r.Seq
-		last = max(last, r.Seq)
 	}
 	for i := range events {
 		events[i].Seq = seqs[events[i].ID]
 	}
-	if d == Postgres {
-		return nil // the insert statement moved the head
-	}
-	_, err = q.exec(ctx, `UPDATE audit_head SET last_seq = ?, hash = ?, locked_at = NULL WHERE id = 1`, last, head)
-	return err
+	return nil
 }
-
-// sqliteTimeLayout is how the SQLite driver stores a time.Time
-// (_time_format=sqlite), so that times inserted as text sort and read
-// back like the others.
-const sqliteTimeLayout = "2006-01-02 15:04:05.999999999-07:00"
 
 // has reports whether an event with id is stored.
 func (l *AuditLog) has(ctx context.Context, id string) (bool, error) {

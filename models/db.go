@@ -329,6 +329,7 @@ type runner interface {
 	GetContext(ctx context.Context, dest any, query string, args ...any) error
 	SelectContext(ctx context.Context, dest any, query string, args ...any) error
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	PreparexContext(ctx context.Context, query string) (*sqlx.Stmt, error)
 }
 
 // q runs statements on a runner for a DB. Every query passed to it must be a
@@ -339,6 +340,13 @@ type q struct {
 }
 
 func (db *DB) q() q { return q{db: db, r: db.x} }
+
+// prepare prepares a constant statement to run many times (a batch);
+// the caller closes it.
+func (q q) prepare(ctx context.Context, query string) (*sqlx.Stmt, error) {
+	st, err := q.r.PreparexContext(ctx, q.db.rebind(query))
+	return st, translate(err)
+}
 
 func (q q) get(ctx context.Context, dest any, query string, args ...any) error {
 	return translate(q.r.GetContext(ctx, dest, q.db.rebind(query), args...))
