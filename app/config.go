@@ -32,7 +32,7 @@ type Config struct {
 	Addr        string             // APP_ADDR: host:port of the HTTPS listener
 	DataDir     string             // APP_DATA_DIR: SQLite file, development certificate and secrets
 	Database    models.DatabaseURL // APP_DATABASE_URL (default: SQLite under DataDir)
-	RedisURL    string             // APP_REDIS_URL: shared rate limits (optional)
+	RedisURL    models.Secret      // APP_REDIS_URL: shared rate limits (optional); may hold a password
 	CORSOrigins []string           // APP_CORS_ORIGINS: comma-separated allowlist
 	TLSCertFile string             // APP_TLS_CERT_FILE
 	TLSKeyFile  string             // APP_TLS_KEY_FILE
@@ -140,7 +140,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		Env:         get("APP_ENV", EnvDevelopment),
 		Addr:        get("APP_ADDR", "localhost:8443"),
 		DataDir:     get("APP_DATA_DIR", "data"),
-		RedisURL:    get("APP_REDIS_URL", ""),
+		RedisURL:    models.NewSecret(get("APP_REDIS_URL", "")),
 		TLSCertFile: get("APP_TLS_CERT_FILE", ""),
 		TLSKeyFile:  get("APP_TLS_KEY_FILE", ""),
 		LogLevel:    get("APP_LOG_LEVEL", "info"),
@@ -160,8 +160,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	cfg.Database = db
 
-	if cfg.RedisURL != "" {
-		u, err := url.Parse(cfg.RedisURL)
+	if !cfg.RedisURL.IsZero() {
+		u, err := url.Parse(cfg.RedisURL.Reveal())
 		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
 			bad("APP_REDIS_URL", "must be a redis:// or rediss:// URL with a host")
 		}
@@ -474,7 +474,7 @@ func (c Config) Redacted() []string {
 		"APP_ADDR=" + c.Addr,
 		"APP_DATA_DIR=" + c.DataDir,
 		"APP_DATABASE_URL=" + c.Database.Redacted(),
-		"APP_REDIS_URL=" + models.RedactURL(c.RedisURL),
+		"APP_REDIS_URL=" + models.RedactURL(c.RedisURL.Reveal()),
 		"APP_CORS_ORIGINS=" + strings.Join(c.CORSOrigins, ","),
 		"APP_TLS_CERT_FILE=" + c.TLSCertFile,
 		"APP_TLS_KEY_FILE=" + c.TLSKeyFile,

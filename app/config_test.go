@@ -29,7 +29,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 	if cfg.Env != want.Env || cfg.Addr != want.Addr || cfg.DataDir != want.DataDir || cfg.Secrets != want.Secrets ||
 		cfg.SessionIdle != want.SessionIdle || cfg.SessionMax != want.SessionMax || cfg.BodyLimit != want.BodyLimit ||
-		cfg.LogLevel != want.LogLevel || cfg.RedisURL != "" || len(cfg.CORSOrigins) != 0 ||
+		cfg.LogLevel != want.LogLevel || !cfg.RedisURL.IsZero() || len(cfg.CORSOrigins) != 0 ||
 		cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
 	}
@@ -289,7 +289,7 @@ func TestRedactedHidesPasswords(t *testing.T) {
 
 	// A value that does not parse cannot be redacted piece by piece, so it
 	// is not printed at all (Redacted of a Config that LoadConfig refused).
-	cfg := Config{RedisURL: "redis://:" + redisPassword + "%zz@cache.example.com"}
+	cfg := Config{RedisURL: models.NewSecret("redis://:" + redisPassword + "%zz@cache.example.com")}
 	if out := strings.Join(cfg.Redacted(), "\n"); strings.Contains(out, redisPassword) {
 		t.Errorf("Redacted shows the password of an invalid Redis URL:\n%s", out)
 	}

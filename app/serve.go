@@ -182,8 +182,8 @@ func build(ctx context.Context, cfg Config, env Env, log *slog.Logger) (*servers
 	}
 	rlCfg := middleware.RateLimiterConfig{Logger: log, Registerer: reg}
 	var redisClient *redis.Client
-	if cfg.RedisURL != "" {
-		client, err := newRedisClient(ctx, cfg.RedisURL, log)
+	if !cfg.RedisURL.IsZero() {
+		client, err := newRedisClient(ctx, cfg.RedisURL.Reveal(), log)
 		if err != nil {
 			return fail(err)
 		}

@@ -403,3 +403,28 @@ func TestAdminAuditAPI(t *testing.T) {
 		}
 	})
 }
+
+// TestAuditRedactsClientText: what a client chooses (its user agent, an id
+// in the path) is stored redacted, so a credential pasted there does not
+// end up in the audit table.
+func TestAuditRedactsClientText(t *testing.T) {
+	t.Parallel()
+	eachAPI(t, func(t *testing.T, api *testAPI) {
+		u := api.signUp(t)
+		k := api.createKey(t, u.Token, `{"name":"pasted","scopes":["projects:read"]}`)
+		req := withToken(newRequest(http.MethodGet, "/v1/projects/"+k.Key, ""), u.Token)
+		req.Header.Set("User-Agent", "script/1.0 (token="+u.Token+"; Bearer "+k.Key+")")
+		rec := api.serve(t, req)
+		expectStatus(t, rec, http.StatusNotFound, "a key as a project id")
+		e := api.onlyEvent(t, models.AuditFilter{Actor: u.ID, Action: models.ActionAuthzFail}, byRequest(rec.Header().Get("X-Request-Id")))
+		row := e.UserAgent + "|" + e.ResourceID
+		for _, secret := range []string{u.Token, k.Key, strings.TrimPrefix(k.Key, "rpk_"), strings.TrimPrefix(u.Token, "rps_")} {
+			if strings.Contains(row, secret) {
+				t.Errorf("the audit event holds a credential: %s", row)
+			}
+		}
+		if !strings.Contains(e.UserAgent, "script/1.0") || !strings.Contains(e.UserAgent, models.RedactedText) {
+			t.Errorf("user agent stored as %q, want it redacted but recognisable", e.UserAgent)
+		}
+	})
+}

@@ -119,6 +119,12 @@ func (e *AuditEvent) normalize(now time.Time) error {
 	default:
 		return fmt.Errorf("audit event: unknown outcome %q", capText(e.Outcome, 32))
 	}
+	// What a client chooses (its user agent, a request id it sent, an id
+	// in a path) can hold a credential by mistake or on purpose: it is
+	// redacted like a log line before it is stored and hashed.
+	for _, f := range []*string{&e.UserAgent, &e.RequestID, &e.ResourceID, &e.Reason} {
+		*f = RedactCredentials(*f)
+	}
 	e.UserAgent = capText(e.UserAgent, auditUserAgentMax)
 	for _, f := range []*string{&e.ActorID, &e.UserID, &e.ClientIP, &e.RequestID, &e.Route,
 		&e.Action, &e.ResourceType, &e.ResourceID, &e.Reason} {

@@ -40,7 +40,7 @@ func pageOf[T any](rows []T, limit int, key func(T) int64) Page[T] {
 // projects), so it cannot be edited, forged, or replayed against another
 // list or another user's list.
 type CursorCodec struct {
-	key []byte
+	key Secret // printed as [REDACTED], like every key
 }
 
 // CursorKeyMinLength is the shortest accepted cursor key: 256 bits.
@@ -58,11 +58,11 @@ func NewCursorCodec(key []byte) (*CursorCodec, error) {
 	if len(key) < CursorKeyMinLength {
 		return nil, errors.New("cursor key must be at least 32 bytes")
 	}
-	return &CursorCodec{key: append([]byte(nil), key...)}, nil
+	return &CursorCodec{key: NewSecretBytes(key)}, nil
 }
 
 func (c *CursorCodec) mac(scope string, after int64) []byte {
-	m := hmac.New(sha256.New, c.key)
+	m := hmac.New(sha256.New, c.key.RevealBytes())
 	m.Write([]byte("rampart-cursor-v1\x00"))
 	m.Write([]byte(scope))
 	m.Write([]byte{0})

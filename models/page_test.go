@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -187,5 +188,20 @@ func TestCursorKey(t *testing.T) {
 	key[0] ^= 0xff
 	if after, err := c.Decode(scopeA, cursor); err != nil || after != 99 {
 		t.Errorf("changing the caller's key slice changed the codec: %d, %v", after, err)
+	}
+}
+
+// TestCursorCodecNeverPrintsItsKey: the key is a Secret, so no format of
+// the codec shows it.
+func TestCursorCodecNeverPrintsItsKey(t *testing.T) {
+	key := []byte("cursor-key-that-must-never-print-0123456789")
+	c, err := models.NewCursorCodec(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		if out := fmt.Sprintf(verb, c); strings.Contains(out, "never-print") || strings.Contains(out, fmt.Sprintf("%x", key[:8])) {
+			t.Errorf("%s prints the key: %s", verb, out)
+		}
 	}
 }
