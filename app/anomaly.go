@@ -23,7 +23,8 @@ const alertWebhookKeyMinLength = 32
 // newAnomalyDetector starts the anomaly detector of cfg.Anomaly. Its
 // counters are shared through redis when it is not nil; record writes its
 // alerts to the audit trail; the secret alert_webhook_key (required when
-// APP_ALERT_WEBHOOK_URL is set; made in development) signs the webhook.
+// APP_ALERT_WEBHOOK_URL is set; made in development) signs the webhook,
+// each alert with its current version: it rotates with the secret.
 //
 // Wiring: the audit writer's Observe is the detector's Observe, and record
 // is the writer's Record (the detector never analyses its own alerts, so
@@ -38,11 +39,11 @@ func newAnomalyDetector(ctx context.Context, cfg Config, db *models.DB, redisCli
 		deps.Redis = redisClient
 	}
 	if cfg.Anomaly.AlertWebhookURL != "" {
-		key, err := devKey(secrets, cfg, alertWebhookKeyName, alertWebhookKeyMinLength, log)
+		keys, err := secrets.keyRing(ctx, alertWebhookKeyName, alertWebhookKeyMinLength)
 		if err != nil {
 			return nil, fmt.Errorf("APP_ALERT_WEBHOOK_URL needs the secret %s: %w", alertWebhookKeyName, err)
 		}
-		deps.WebhookKey = key
+		deps.WebhookKeys = keys
 		deps.HTTPClient = alertWebhookClient()
 	}
 	d, err := middleware.NewAnomalyDetector(cfg.Anomaly, deps)

@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string, env Env) error {
 		}
 		return serve(ctx, env)
 	case "migrate":
-		return migrateCmd(args, env)
+		return migrateCmd(ctx, args, env)
 	case "user":
 		return userCmd(ctx, args, env)
 	case "audit":

@@ -36,7 +36,11 @@ func auditCmd(ctx context.Context, args []string, env Env) error {
 			return fmt.Errorf("audit: no database at %s (set APP_DATABASE_URL or APP_DATA_DIR)", cfg.Database.Redacted())
 		}
 	}
-	db, err := models.OpenDB(ctx, cfg.Database)
+	dbURL, err := databaseFor(ctx, cfg, env)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	db, err := models.OpenDB(ctx, dbURL)
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}

@@ -36,11 +36,13 @@ type Config struct {
 	CORSOrigins []string           // APP_CORS_ORIGINS: comma-separated allowlist
 	TLSCertFile string             // APP_TLS_CERT_FILE
 	TLSKeyFile  string             // APP_TLS_KEY_FILE
-	Secrets     SecretsSource      // APP_SECRETS: env | file:DIR
+	Secrets     SecretsSource      // APP_SECRETS: env | file:DIR | aws-secretsmanager:NAME
 	SessionIdle time.Duration      // APP_SESSION_IDLE_TIMEOUT
 	SessionMax  time.Duration      // APP_SESSION_ABSOLUTE_TIMEOUT
 	BodyLimit   int64              // APP_BODY_LIMIT: bytes
 	LogLevel    string             // APP_LOG_LEVEL: debug | info | warn | error
+
+	SecretsRefresh time.Duration // APP_SECRETS_REFRESH: how long secrets are cached before they are read again
 
 	CORSCredentials bool         // APP_CORS_CREDENTIALS: allow credentialed CORS requests
 	TrustedProxies  []*net.IPNet // APP_TRUSTED_PROXIES: peers whose X-Forwarded-For is believed
@@ -72,7 +74,8 @@ var Variables = []struct{ Name, Default, Meaning string }{
 	{"APP_CORS_ORIGINS", "(none)", "comma-separated list of allowed browser origins, e.g. https://app.example.com"},
 	{"APP_TLS_CERT_FILE", "(none)", "PEM certificate chain; with APP_TLS_KEY_FILE. Unset in development: a certificate is made"},
 	{"APP_TLS_KEY_FILE", "(none)", "PEM private key for APP_TLS_CERT_FILE"},
-	{"APP_SECRETS", "env", "where secrets come from: env (APP_SECRET_<NAME>, development only) or file:DIR (one file per secret)"},
+	{"APP_SECRETS", "env", "where secrets come from: env (APP_SECRET_<NAME>, development only), file:DIR (one file per secret, NAME.previous for the one before a rotation) or aws-secretsmanager:NAME (a JSON secret of named keys; AWS_REGION and credentials from the standard AWS chain)"},
+	{"APP_SECRETS_REFRESH", "5m", "secrets are cached this long, then read again: a rotation takes effect within it (1s to 24h)"},
 	{"APP_SESSION_IDLE_TIMEOUT", "15m", "a session ends after this long without use"},
 	{"APP_SESSION_ABSOLUTE_TIMEOUT", "4h", "a session ends this long after login, whatever its use"},
 	{"APP_BODY_LIMIT", "65536", "largest accepted request body, in bytes (1024 to 1048576)"},
@@ -251,6 +254,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		bad("APP_SECRETS", err.Error())
 	}
 	cfg.Secrets = src
+	cfg.SecretsRefresh = duration(get, bad, "APP_SECRETS_REFRESH", defaultSecretsRefresh, time.Second, 24*time.Hour)
 
 	cfg.SessionIdle = duration(get, bad, "APP_SESSION_IDLE_TIMEOUT", models.DefaultSessionIdleTimeout, time.Minute, 24*time.Hour)
 	cfg.SessionMax = duration(get, bad, "APP_SESSION_ABSOLUTE_TIMEOUT", models.DefaultSessionAbsoluteTimeout, time.Minute, 30*24*time.Hour)
@@ -436,7 +440,7 @@ func (c Config) productionProblems() []string {
 		p = append(p, "APP_TLS_CERT_FILE/APP_TLS_KEY_FILE (or APP_ACME_DOMAINS) must be set in production: a self-made development certificate is refused")
 	}
 	if c.Secrets.Kind == SecretsEnv {
-		p = append(p, "APP_SECRETS=env is for development only: use file:DIR in production (environment variables leak into process listings, crash dumps and child processes)")
+		p = append(p, "APP_SECRETS=env is for development only: use file:DIR or aws-secretsmanager:NAME in production (environment variables leak into process listings, crash dumps and child processes)")
 	}
 	switch c.Database.Dialect {
 	case models.SQLite:
@@ -446,6 +450,9 @@ func (c Config) productionProblems() []string {
 	case models.Postgres:
 		if !c.Database.AllHostsLoopback() && !c.Database.TLSVerified {
 			p = append(p, "APP_DATABASE_URL must use sslmode=verify-full for a non-loopback PostgreSQL host in production")
+		}
+		if pw := c.Database.URLPassword(); !pw.IsZero() && knownDefault(pw.Reveal()) {
+			p = append(p, "APP_DATABASE_URL holds a known default or placeholder password: production refuses it (better: leave the password out of the URL and keep it in the secret database_password)")
 		}
 	}
 	return p
@@ -479,6 +486,7 @@ func (c Config) Redacted() []string {
 		"APP_TLS_CERT_FILE=" + c.TLSCertFile,
 		"APP_TLS_KEY_FILE=" + c.TLSKeyFile,
 		"APP_SECRETS=" + c.Secrets.String(),
+		"APP_SECRETS_REFRESH=" + c.SecretsRefresh.String(),
 		"APP_SESSION_IDLE_TIMEOUT=" + c.SessionIdle.String(),
 		"APP_SESSION_ABSOLUTE_TIMEOUT=" + c.SessionMax.String(),
 		"APP_BODY_LIMIT=" + strconv.FormatInt(c.BodyLimit, 10),

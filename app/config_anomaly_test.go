@@ -205,7 +205,7 @@ func TestNewAnomalyDetector(t *testing.T) {
 	record := func(models.AuditEvent) error { return nil }
 	newIt := func(t *testing.T, cfg Config, getenv func(string) string) (*middleware.AnomalyDetector, error) {
 		t.Helper()
-		d, err := newAnomalyDetector(context.Background(), cfg, nil, nil, NewSecretStore(cfg.Secrets, getenv), record,
+		d, err := newAnomalyDetector(context.Background(), cfg, nil, nil, testSecretStore(t, cfg, getenv), record,
 			discardLogger(), prometheus.NewRegistry())
 		if err == nil {
 			t.Cleanup(func() { _ = d.Close(context.Background()) })
@@ -234,7 +234,7 @@ func TestNewAnomalyDetector(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+		key := base64.StdEncoding.EncodeToString(randomKey(t, 32))
 		if _, err := newIt(t, cfg, vars{"APP_SECRET_ALERT_WEBHOOK_KEY": key}.get); err != nil {
 			t.Fatal(err)
 		}

@@ -106,6 +106,11 @@ func TestLoadConfigRejectsEachBadVariable(t *testing.T) {
 		{"APP_TLS_KEY_FILE", "/etc/rampart/key.pem", "APP_TLS_CERT_FILE/APP_TLS_KEY_FILE", nil},
 		{"APP_SECRETS", "vault", "APP_SECRETS", nil},
 		{"APP_SECRETS", "file:", "APP_SECRETS", nil},
+		{"APP_SECRETS", "aws-secretsmanager:", "APP_SECRETS", nil},
+		{"APP_SECRETS", "aws-secretsmanager:two words", "APP_SECRETS", nil},
+		{"APP_SECRETS_REFRESH", "500ms", "APP_SECRETS_REFRESH", nil},
+		{"APP_SECRETS_REFRESH", "25h", "APP_SECRETS_REFRESH", nil},
+		{"APP_SECRETS_REFRESH", "often", "APP_SECRETS_REFRESH", nil},
 		{"APP_SESSION_IDLE_TIMEOUT", "forever", "APP_SESSION_IDLE_TIMEOUT", nil},
 		{"APP_SESSION_IDLE_TIMEOUT", "10s", "APP_SESSION_IDLE_TIMEOUT", nil},
 		{"APP_SESSION_IDLE_TIMEOUT", "25h", "APP_SESSION_IDLE_TIMEOUT", nil},
@@ -147,9 +152,13 @@ func TestLoadConfigAcceptsGoodValues(t *testing.T) {
 		"APP_BODY_LIMIT":               "1048576",
 		"APP_LOG_LEVEL":                "debug",
 		"APP_SECRETS":                  "file:/run/secrets/rampart",
+		"APP_SECRETS_REFRESH":          "30s",
 	}.get)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.SecretsRefresh != 30*time.Second {
+		t.Errorf("SecretsRefresh = %s, want 30s", cfg.SecretsRefresh)
 	}
 	if !slices.Equal(cfg.CORSOrigins, []string{"https://app.example.com", "http://localhost:3000"}) {
 		t.Errorf("CORSOrigins = %q", cfg.CORSOrigins)
@@ -217,6 +226,10 @@ func TestProductionRefusesDevelopmentDefaults(t *testing.T) {
 			[]string{"APP_DATABASE_URL", "verify-full"}},
 		{"a loopback and a remote PostgreSQL host", productionVars().with("APP_DATABASE_URL", "postgres://app@127.0.0.1,db.example.com/app?sslmode=disable"),
 			[]string{"APP_DATABASE_URL", "verify-full"}},
+		{"a default database password", productionVars().with("APP_DATABASE_URL", "postgres://app:change-me@127.0.0.1/app"),
+			[]string{"APP_DATABASE_URL", "known default"}},
+		{"a database password that is the user name's default", productionVars().with("APP_DATABASE_URL", "postgres://postgres:postgres@localhost/app"),
+			[]string{"APP_DATABASE_URL", "known default"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.what, func(t *testing.T) {
@@ -246,6 +259,7 @@ func TestProductionRefusesDevelopmentDefaults(t *testing.T) {
 		"postgres://app@127.0.0.1/app?sslmode=disable",
 		"postgres://app@localhost:5432/app",
 		"postgres://app@[::1]:5432/app",
+		"postgres://app:Vq8mZ3tXk1pR7sLw@localhost:5432/app",
 	} {
 		t.Run("accepts "+ok, func(t *testing.T) {
 			if _, err := LoadConfig(productionVars().with("APP_DATABASE_URL", ok).get); err != nil {

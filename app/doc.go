@@ -1,5 +1,7 @@
 // Package app is the composition root: it reads and validates the
-// configuration, loads secrets, makes or loads the TLS certificate, opens
+// configuration, loads secrets (environment, files or AWS Secrets Manager,
+// refreshed in the background so that they rotate without a restart),
+// makes or loads the TLS certificate, opens
 // and migrates the database, wires the handlers, runs the server with
 // graceful shutdown, and implements the CLI commands (serve, migrate, user).
 //

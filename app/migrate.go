@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"slices"
 
@@ -9,7 +10,7 @@ import (
 )
 
 // migrateCmd runs `rampart migrate up|down|status`.
-func migrateCmd(args []string, env Env) error {
+func migrateCmd(ctx context.Context, args []string, env Env) error {
 	fs := newFlagSet("migrate")
 	yes := fs.Bool("yes", false, "confirm a roll-back in production")
 	// Flags may come before or after the action: the refusal below tells
@@ -36,7 +37,11 @@ func migrateCmd(args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	mg, err := models.NewMigrator(cfg.Database, migrations.FS)
+	dbURL, err := databaseFor(ctx, cfg, env)
+	if err != nil {
+		return err
+	}
+	mg, err := models.NewMigrator(dbURL, migrations.FS)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -25,14 +26,33 @@ func randomKey(tb testing.TB, n int) []byte {
 	return b
 }
 
-// secretStores returns a store of each kind holding value as the secret
-// name (value "" means the store does not have it).
-func secretStores(tb testing.TB, name, value string) map[SecretsKind]*SecretStore {
+// testSecretStore returns a store for cfg (its source, environment and data
+// folder) reading variables from getenv, with a discarded log.
+func testSecretStore(tb testing.TB, cfg Config, getenv func(string) string) *SecretStore {
 	tb.Helper()
-	env := vars{}
+	if cfg.Secrets.Kind == "" {
+		cfg.Secrets = SecretsSource{Kind: SecretsEnv}
+	}
+	if cfg.Env == "" {
+		cfg.Env = EnvDevelopment
+	}
+	store, err := openSecretStore(context.Background(), cfg, getenv, discardLogger())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return store
+}
+
+// secretStores returns a store of each kind holding value as the secret
+// name (value "" means the store does not have it), in env (development
+// or production; the env source is for development only, but the key
+// rules are the same).
+func secretStores(tb testing.TB, env, name, value string) map[SecretsKind]*SecretStore {
+	tb.Helper()
+	vs := vars{}
 	dir := tb.TempDir()
 	if value != "" {
-		env["APP_SECRET_"+strings.ToUpper(name)] = value
+		vs["APP_SECRET_"+strings.ToUpper(name)] = value
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(value+"\n"), 0o600); err != nil {
 			tb.Fatal(err)
 		}
@@ -42,15 +62,18 @@ func secretStores(tb testing.TB, name, value string) map[SecretsKind]*SecretStor
 		tb.Fatal(err)
 	}
 	return map[SecretsKind]*SecretStore{
-		SecretsEnv:  NewSecretStore(SecretsSource{Kind: SecretsEnv}, env.get),
-		SecretsFile: NewSecretStore(src, vars{}.get),
+		SecretsEnv:  testSecretStore(tb, Config{Env: env, DataDir: tb.TempDir(), Secrets: SecretsSource{Kind: SecretsEnv}}, vs.get),
+		SecretsFile: testSecretStore(tb, Config{Env: env, DataDir: tb.TempDir(), Secrets: src}, vars{}.get),
 	}
 }
 
 func TestParseSecretsSource(t *testing.T) {
 	for in, want := range map[string]SecretsSource{
-		"env":                   {Kind: SecretsEnv},
-		"file:/run/secrets/app": {Kind: SecretsFile, Dir: "/run/secrets/app"},
+		"env":                                 {Kind: SecretsEnv},
+		"file:/run/secrets/app":               {Kind: SecretsFile, Dir: "/run/secrets/app"},
+		"aws-secretsmanager:prod/rampart/app": {Kind: SecretsAWS, ID: "prod/rampart/app"},
+		"aws-secretsmanager:arn:aws:secretsmanager:eu-west-1:123456789012:secret:rampart-AbCdEf": {Kind: SecretsAWS,
+			ID: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rampart-AbCdEf"},
 	} {
 		got, err := ParseSecretsSource(in)
 		if err != nil || got != want {
@@ -60,7 +83,7 @@ func TestParseSecretsSource(t *testing.T) {
 			t.Errorf("String() = %q, want %q", got.String(), in)
 		}
 	}
-	for _, in := range []string{"", "file:", "ENV", "vault:x", "aws-secretsmanager:"} {
+	for _, in := range []string{"", "file:", "ENV", "vault:x", "aws-secretsmanager:", "aws-secretsmanager:a b", "aws-secretsmanager:x\n"} {
 		if _, err := ParseSecretsSource(in); err == nil {
 			t.Errorf("ParseSecretsSource(%q) accepted", in)
 		}
@@ -70,12 +93,14 @@ func TestParseSecretsSource(t *testing.T) {
 func TestSecretKeyAccepted(t *testing.T) {
 	key := randomKey(t, 48)
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		for kind, store := range secretStores(t, keyName, enc.EncodeToString(key)) {
-			got, err := store.Key(keyName, 32)
-			if err != nil {
-				t.Errorf("%s: Key: %v", kind, err)
-			} else if !bytes.Equal(got, key) {
-				t.Errorf("%s: Key returned a different key", kind)
+		for _, env := range []string{EnvDevelopment, EnvProduction} {
+			for kind, store := range secretStores(t, env, keyName, enc.EncodeToString(key)) {
+				ring, err := store.keyRing(context.Background(), keyName, 32)
+				if err != nil {
+					t.Errorf("%s %s: keyRing: %v", env, kind, err)
+				} else if !bytes.Equal(ring.Current().RevealBytes(), key) || !ring.Previous().IsZero() {
+					t.Errorf("%s %s: keyRing holds another key", env, kind)
+				}
 			}
 		}
 	}
@@ -86,6 +111,14 @@ func TestSecretKeyRefused(t *testing.T) {
 		what, value, want string
 	}{
 		{"16 bytes", base64.StdEncoding.EncodeToString(randomKey(t, 16)), "weak"},
+		{"a placeholder", "change-me", "known default or placeholder"},
+		{"another placeholder", "CHANGE_ME_to_a_random_key_please", "known default or placeholder"},
+		{"the command instead of its output", "$(openssl rand -base64 32)", "known default or placeholder"},
+		{"a sample value", "replace-with-openssl-rand-base64-32", "known default or placeholder"},
+		{"password", "password", "known default or placeholder"},
+		{"one character repeated", strings.Repeat("A", 44), "known default or placeholder"},
+		{"base64 of a passphrase", base64.StdEncoding.EncodeToString([]byte("correct horse battery staple, twice")), "weak"},
+		{"two bytes alternating", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x01, 0xfe}, 32)), "weak"},
 		{"31 bytes", base64.StdEncoding.EncodeToString(randomKey(t, 31)), "weak"},
 		{"one byte repeated", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x41}, 32)), "weak"},
 		{"zeros", base64.StdEncoding.EncodeToString(make([]byte, 64)), "weak"},
@@ -93,47 +126,69 @@ func TestSecretKeyRefused(t *testing.T) {
 		{"a stray character", base64.StdEncoding.EncodeToString(randomKey(t, 32)) + "!", "not base64"},
 	}
 	for _, tt := range tests {
-		for kind, store := range secretStores(t, keyName, tt.value) {
-			t.Run(tt.what+"/"+string(kind), func(t *testing.T) {
-				key, err := store.Key(keyName, 32)
-				if err == nil {
-					t.Fatalf("accepted (%d bytes)", len(key))
-				}
-				msg := err.Error()
-				if !strings.Contains(msg, tt.want) || !strings.Contains(msg, keyName) {
-					t.Errorf("error %q should say %q and name %s", msg, tt.want, keyName)
-				}
-				if strings.Contains(msg, tt.value) || strings.Contains(msg, tt.value[:12]) {
-					t.Errorf("error %q repeats the secret", msg)
-				}
-				if errors.Is(err, errSecretMissing) {
-					t.Errorf("a bad secret is reported as missing")
-				}
-			})
+		for _, env := range []string{EnvDevelopment, EnvProduction} {
+			for kind, store := range secretStores(t, env, keyName, tt.value) {
+				t.Run(tt.what+"/"+env+"/"+string(kind), func(t *testing.T) {
+					testKeyRefused(t, store, tt.value, tt.want)
+				})
+			}
 		}
+	}
+}
+
+// testKeyRefused checks that store refuses its key keyName with an error
+// that names it and the rule (want) and does not repeat value.
+func testKeyRefused(t *testing.T, store *SecretStore, value, want string) {
+	t.Helper()
+	ring, err := store.keyRing(context.Background(), keyName, 32)
+	if err == nil {
+		t.Fatalf("accepted (%d bytes)", len(ring.Current().Reveal()))
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, want) || !strings.Contains(msg, keyName) {
+		t.Errorf("error %q should say %q and name %s", msg, want, keyName)
+	}
+	if strings.Contains(msg, value) || strings.Contains(msg, value[:min(len(value), 12)]) {
+		t.Errorf("error %q repeats the secret", msg)
+	}
+	if errors.Is(err, errSecretMissing) {
+		t.Errorf("a bad secret is reported as missing")
 	}
 }
 
 func TestSecretMissing(t *testing.T) {
-	for kind, store := range secretStores(t, keyName, "") {
-		if _, err := store.Key(keyName, 32); !errors.Is(err, errSecretMissing) {
-			t.Errorf("%s: Key of a missing secret: %v, want errSecretMissing", kind, err)
+	for _, env := range []string{EnvDevelopment, EnvProduction} {
+		for kind, store := range secretStores(t, env, keyName, "") {
+			if _, err := store.Get(context.Background(), keyName); !errors.Is(err, errSecretMissing) {
+				t.Errorf("%s %s: Get of a missing secret: %v, want errSecretMissing", env, kind, err)
+			}
 		}
 	}
 }
 
+// devKeyRing is the key ring a development store over the environment
+// getenv gives for keyName.
+func devKeyRing(tb testing.TB, cfg Config, getenv func(string) string, log *slog.Logger) (*models.KeyRing, error) {
+	tb.Helper()
+	src, err := newSecretSource(context.Background(), cfg, getenv)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return newSecretStore(src, cfg, log).keyRing(context.Background(), keyName, models.CursorKeyMinLength)
+}
+
 func TestDevKeyInDevelopment(t *testing.T) {
 	cfg := Config{Env: EnvDevelopment, DataDir: t.TempDir(), Secrets: SecretsSource{Kind: SecretsEnv}}
-	store := NewSecretStore(cfg.Secrets, vars{}.get)
 	var log bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&log, nil))
 
-	first, err := devKey(store, cfg, keyName, models.CursorKeyMinLength, logger)
+	ring, err := devKeyRing(t, cfg, vars{}.get, logger)
 	if err != nil {
-		t.Fatalf("devKey: %v", err)
+		t.Fatalf("keyRing: %v", err)
 	}
-	if len(first) < models.CursorKeyMinLength || bytes.Count(first, first[:1]) == len(first) {
-		t.Fatalf("devKey made a weak key (%d bytes)", len(first))
+	first := ring.Current().RevealBytes()
+	if len(first) < models.CursorKeyMinLength || !looksRandom(first) {
+		t.Fatalf("development made a weak key (%d bytes)", len(first))
 	}
 	path := filepath.Join(cfg.DataDir, "dev-secrets", keyName)
 	fi, err := os.Stat(path)
@@ -154,12 +209,12 @@ func TestDevKeyInDevelopment(t *testing.T) {
 	}
 
 	log.Reset()
-	second, err := devKey(store, cfg, keyName, models.CursorKeyMinLength, logger)
+	ring, err = devKeyRing(t, cfg, vars{}.get, logger)
 	if err != nil {
-		t.Fatalf("devKey, second time: %v", err)
+		t.Fatalf("keyRing, second time: %v", err)
 	}
-	if !bytes.Equal(first, second) {
-		t.Errorf("devKey made a new key instead of reusing the kept one")
+	if !bytes.Equal(first, ring.Current().RevealBytes()) {
+		t.Errorf("development made a new key instead of reusing the kept one")
 	}
 	if log.Len() != 0 {
 		t.Errorf("reusing the kept key logged %q", log.String())
@@ -169,10 +224,9 @@ func TestDevKeyInDevelopment(t *testing.T) {
 func TestDevKeyPrefersTheConfiguredSecret(t *testing.T) {
 	cfg := Config{Env: EnvDevelopment, DataDir: t.TempDir(), Secrets: SecretsSource{Kind: SecretsEnv}}
 	key := randomKey(t, 32)
-	got, err := devKey(NewSecretStore(cfg.Secrets, vars{"APP_SECRET_CURSOR_KEY": base64.StdEncoding.EncodeToString(key)}.get),
-		cfg, keyName, 32, discardLogger())
-	if err != nil || !bytes.Equal(got, key) {
-		t.Errorf("devKey = %v; want the configured key", err)
+	ring, err := devKeyRing(t, cfg, vars{"APP_SECRET_CURSOR_KEY": base64.StdEncoding.EncodeToString(key)}.get, discardLogger())
+	if err != nil || !bytes.Equal(ring.Current().RevealBytes(), key) {
+		t.Errorf("keyRing = %v; want the configured key", err)
 	}
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "dev-secrets")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a development key was kept although the secret is configured: %v", err)
@@ -180,17 +234,16 @@ func TestDevKeyPrefersTheConfiguredSecret(t *testing.T) {
 
 	// A configured but weak secret is an error, not silently replaced.
 	weak := base64.StdEncoding.EncodeToString(randomKey(t, 8))
-	_, err = devKey(NewSecretStore(cfg.Secrets, vars{"APP_SECRET_CURSOR_KEY": weak}.get), cfg, keyName, 32, discardLogger())
+	_, err = devKeyRing(t, cfg, vars{"APP_SECRET_CURSOR_KEY": weak}.get, discardLogger())
 	if err == nil || !strings.Contains(err.Error(), "weak") {
-		t.Errorf("devKey with a weak configured secret: %v, want a weak-secret error", err)
+		t.Errorf("keyRing with a weak configured secret: %v, want a weak-secret error", err)
 	}
 }
 
 func TestDevKeyInProduction(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{Env: EnvProduction, DataDir: t.TempDir(), Secrets: SecretsSource{Kind: SecretsFile, Dir: dir}}
-	store := NewSecretStore(cfg.Secrets, vars{}.get)
-	_, err := devKey(store, cfg, keyName, 32, discardLogger())
+	_, err := devKeyRing(t, cfg, vars{}.get, discardLogger())
 	if err == nil {
 		t.Fatal("production made up a missing secret")
 	}
@@ -205,9 +258,9 @@ func TestDevKeyInProduction(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, keyName), []byte(base64.StdEncoding.EncodeToString(key)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	got, err := devKey(store, cfg, keyName, 32, discardLogger())
-	if err != nil || !bytes.Equal(got, key) {
-		t.Errorf("devKey with the secret in place: %v", err)
+	ring, err := devKeyRing(t, cfg, vars{}.get, discardLogger())
+	if err != nil || !bytes.Equal(ring.Current().RevealBytes(), key) {
+		t.Errorf("keyRing with the secret in place: %v", err)
 	}
 }
 
@@ -224,10 +277,11 @@ func TestDevKeyReplacesAnUnusableKeptKey(t *testing.T) {
 	if err := os.Chmod(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	key, err := devKey(NewSecretStore(cfg.Secrets, vars{}.get), cfg, keyName, 32, discardLogger())
-	if err != nil || len(key) < 32 {
-		t.Fatalf("devKey: %d bytes, %v", len(key), err)
+	ring, err := devKeyRing(t, cfg, vars{}.get, discardLogger())
+	if err != nil {
+		t.Fatalf("keyRing: %v", err)
 	}
+	key := ring.Current().RevealBytes()
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -235,8 +289,54 @@ func TestDevKeyReplacesAnUnusableKeptKey(t *testing.T) {
 	if perm := fi.Mode().Perm(); perm != 0o600 {
 		t.Errorf("the replaced key file has mode %o, want 600", perm)
 	}
-	again, err := devKey(NewSecretStore(cfg.Secrets, vars{}.get), cfg, keyName, 32, discardLogger())
-	if err != nil || !bytes.Equal(again, key) {
+	again, err := devKeyRing(t, cfg, vars{}.get, discardLogger())
+	if err != nil || !bytes.Equal(again.Current().RevealBytes(), key) {
 		t.Errorf("the replacement key was not kept: %v", err)
+	}
+}
+
+// TestRandomKeysAreNeverRefused guards the key rules against refusing good
+// keys: many random keys of the usual sizes, in every encoding, pass.
+func TestRandomKeysAreNeverRefused(t *testing.T) {
+	for i := range 20000 {
+		key := randomKey(t, 32+i%33)
+		enc := []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding}[i%4]
+		if _, err := checkKey(keyName, models.NewSecret(enc.EncodeToString(key)), 32); err != nil {
+			t.Fatalf("a random %d-byte key was refused: %v", len(key), err)
+		}
+	}
+}
+
+// TestDatabasePasswordRules: production refuses an empty, placeholder or
+// short database_password; development accepts the last two with a
+// warning; a long random one passes everywhere.
+func TestDatabasePasswordRules(t *testing.T) {
+	for _, tt := range []struct {
+		value, rule string
+	}{
+		{"", "empty"},
+		{"postgres", "known default or placeholder"},
+		{"Change_Me!", "known default or placeholder"},
+		{"changeme-changeme-changeme", "known default or placeholder"},
+		{"aaaaaaaaaaaaaaaaaaaaaaaa", "known default or placeholder"},
+		{"Xy7!kQ2pL", "shorter than 16"},
+	} {
+		err := checkPassword(databasePasswordName, models.NewSecret(tt.value), EnvProduction, discardLogger())
+		if err == nil || !strings.Contains(err.Error(), tt.rule) || !strings.Contains(err.Error(), databasePasswordName) {
+			t.Errorf("production, %q: %v, want an error naming %s and saying %q", tt.value, err, databasePasswordName, tt.rule)
+		} else if tt.value != "" && strings.Contains(err.Error(), tt.value) {
+			t.Errorf("the error shows the password: %v", err)
+		}
+		var log bytes.Buffer
+		err = checkPassword(databasePasswordName, models.NewSecret(tt.value), EnvDevelopment, slog.New(slog.NewTextHandler(&log, nil)))
+		if (err != nil) != (tt.value == "") || (tt.value != "" && !strings.Contains(log.String(), tt.rule)) {
+			t.Errorf("development, %q: %v, log %q; want a warning only", tt.value, err, log.String())
+		}
+	}
+	good := base64.StdEncoding.EncodeToString(randomKey(t, 24))
+	for _, env := range []string{EnvDevelopment, EnvProduction} {
+		if err := checkPassword(databasePasswordName, models.NewSecret(good), env, discardLogger()); err != nil {
+			t.Errorf("%s refused a random password: %v", env, err)
+		}
 	}
 }

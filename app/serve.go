@@ -128,23 +128,34 @@ func serve(ctx context.Context, env Env) error {
 // build wires the application: migrations, database, secrets, accounts,
 // handlers and the servers. cleanup releases what build opened.
 func build(ctx context.Context, cfg Config, env Env, log *slog.Logger) (*servers, func(), error) {
+	// Secrets first: the cursor key and the database password are checked
+	// before anything is opened (the alert-webhook key, when there is a
+	// webhook, with the detector below). Production refuses to start with a
+	// missing or weak one, naming the secret and the rule it breaks.
+	secrets, err := openSecretStore(ctx, cfg, env.Getenv, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	cursorKeys, err := secrets.keyRing(ctx, cursorKeyName, models.CursorKeyMinLength)
+	if err != nil {
+		return nil, nil, err
+	}
+	cursors, err := models.NewCursorCodecWithKeys(cursorKeys)
+	if err != nil {
+		return nil, nil, err
+	}
+	dbURL, err := secrets.database(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
 	publicTLS, err := serverTLSConfig(cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	secrets := NewSecretStore(cfg.Secrets, env.Getenv)
-	cursorKey, err := devKey(secrets, cfg, "cursor_key", models.CursorKeyMinLength, log)
-	if err != nil {
+	if err := migrateUp(dbURL); err != nil {
 		return nil, nil, err
 	}
-	cursors, err := models.NewCursorCodec(cursorKey)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := migrateUp(cfg.Database); err != nil {
-		return nil, nil, err
-	}
-	db, err := models.OpenDB(ctx, cfg.Database)
+	db, err := models.OpenDB(ctx, dbURL)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -176,7 +187,7 @@ func build(ctx context.Context, cfg Config, env Env, log *slog.Logger) (*servers
 	if err != nil {
 		return fail(err)
 	}
-	reg, metrics, err := newMetrics(db, hasher)
+	reg, metrics, err := newMetrics(db, hasher, secrets)
 	if err != nil {
 		return fail(err)
 	}
@@ -257,8 +268,12 @@ func build(ctx context.Context, cfg Config, env Env, log *slog.Logger) (*servers
 	}
 
 	auditor.system(models.ActionSysStartup, "version "+Version)
+	secrets.OnRotated(func(name string) { auditor.system(models.ActionSecretRotated, "secret "+name) })
 	purgeCtx, stopPurge := context.WithCancel(ctx)
 	go purgeSessions(purgeCtx, accounts, log)
+	// Secrets are read again every APP_SECRETS_REFRESH: rotations take
+	// effect without a restart.
+	go secrets.Run(purgeCtx)
 	srvs.public.RegisterOnShutdown(stopPurge)
 	return srvs, func() { stopPurge(); closeAll() }, nil
 }
@@ -364,11 +379,11 @@ func newHTTPServer(addr string, h http.Handler, tlsCfg *tls.Config, log *slog.Lo
 }
 
 // newMetrics makes the process's own registry (never Prometheus' global
-// default one) with runtime, process, HTTP, database-pool and password
-// metrics.
-func newMetrics(db *models.DB, hasher *models.PasswordHasher) (*prometheus.Registry, *middleware.Metrics, error) {
+// default one) with runtime, process, HTTP, database-pool, password and
+// secret-rotation metrics.
+func newMetrics(db *models.DB, hasher *models.PasswordHasher, secrets *SecretStore) (*prometheus.Registry, *middleware.Metrics, error) {
 	reg := prometheus.NewRegistry()
-	for _, c := range []prometheus.Collector{
+	for _, c := range append(secrets.collectors(),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(db.SQLDB(), string(db.Dialect())),
@@ -376,7 +391,7 @@ func newMetrics(db *models.DB, hasher *models.PasswordHasher) (*prometheus.Regis
 			Name: "rampart_password_verifications_total",
 			Help: "Argon2id password verifications (logins, password changes).",
 		}, func() float64 { return float64(hasher.Verifications()) }),
-	} {
+	) {
 		if err := reg.Register(c); err != nil {
 			return nil, nil, err
 		}

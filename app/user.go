@@ -51,10 +51,14 @@ func userCmd(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	if err := migrateUp(cfg.Database); err != nil {
+	dbURL, err := databaseFor(ctx, cfg, env)
+	if err != nil {
 		return err
 	}
-	db, err := models.OpenDB(ctx, cfg.Database)
+	if err := migrateUp(dbURL); err != nil {
+		return err
+	}
+	db, err := models.OpenDB(ctx, dbURL)
 	if err != nil {
 		return err
 	}

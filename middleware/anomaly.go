@@ -130,9 +130,14 @@ type AnomalyDeps struct {
 	Logger *slog.Logger
 	// Registerer, when set, receives the detector's metrics.
 	Registerer prometheus.Registerer
-	// WebhookKey is the HMAC-SHA256 key that signs alert webhooks; required
-	// when AnomalyConfig.AlertWebhookURL is set (at least 16 bytes).
+	// WebhookKey is the HMAC-SHA256 key that signs alert webhooks; it or
+	// WebhookKeys is required when AnomalyConfig.AlertWebhookURL is set (at
+	// least 16 bytes).
 	WebhookKey []byte
+	// WebhookKeys, when set, is used instead of WebhookKey: a key that
+	// rotates while the detector runs. Each alert is signed with its
+	// current key at the time it is sent.
+	WebhookKeys *models.KeyRing
 	// HTTPClient sends the alert webhooks (its transport and TLS roots are
 	// used). Whatever it says, redirects are not followed and a delivery
 	// takes 5 s at most. Nil: a client with the system roots.
@@ -243,7 +248,11 @@ func NewAnomalyDetector(cfg AnomalyConfig, deps AnomalyDeps) (*AnomalyDetector, 
 	if d.quiet, err = lru.New[string, time.Time](4 * cfg.MaxSubjects); err != nil {
 		return nil, err
 	}
-	if cfg.AlertWebhookURL != "" && len(deps.WebhookKey) < 16 {
+	webhookKey := func() []byte { return deps.WebhookKey }
+	if deps.WebhookKeys != nil {
+		webhookKey = func() []byte { return deps.WebhookKeys.Current().RevealBytes() }
+	}
+	if cfg.AlertWebhookURL != "" && len(webhookKey()) < 16 {
 		return nil, errors.New("anomaly detector: the alert webhook needs a key of at least 16 bytes")
 	}
 	if cfg.GeoIPDB != "" {
@@ -263,7 +272,12 @@ func NewAnomalyDetector(cfg AnomalyConfig, deps AnomalyDeps) (*AnomalyDetector, 
 		}
 	}
 	if cfg.AlertWebhookURL != "" {
-		d.webhook = newAlertWebhook(cfg.AlertWebhookURL, deps.WebhookKey, deps.HTTPClient, d)
+		if deps.WebhookKeys == nil {
+			// A copy: the caller's slice may change under us.
+			key := append([]byte(nil), deps.WebhookKey...)
+			webhookKey = func() []byte { return key }
+		}
+		d.webhook = newAlertWebhook(cfg.AlertWebhookURL, webhookKey, deps.HTTPClient, d)
 		go d.webhook.run()
 	}
 	go d.run()
@@ -915,7 +929,7 @@ type alertMessage struct {
 // receiver never holds up the analysis (and through it, the requests).
 type alertWebhook struct {
 	url    string
-	key    []byte
+	key    func() []byte // the signing key at the time of sending
 	client *http.Client
 	d      *AnomalyDetector
 	queue  chan alertMessage
@@ -929,7 +943,7 @@ type alertWebhook struct {
 // the metric already), and that is counted and logged.
 const webhookQueue = 256
 
-func newAlertWebhook(u string, key []byte, client *http.Client, d *AnomalyDetector) *alertWebhook {
+func newAlertWebhook(u string, key func() []byte, client *http.Client, d *AnomalyDetector) *alertWebhook {
 	c := &http.Client{}
 	if client != nil {
 		*c = *client
@@ -941,7 +955,7 @@ func newAlertWebhook(u string, key []byte, client *http.Client, d *AnomalyDetect
 	// to, or nowhere.
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	ctx, cancel := context.WithCancel(context.Background())
-	return &alertWebhook{url: u, key: append([]byte(nil), key...), client: c, d: d,
+	return &alertWebhook{url: u, key: key, client: c, d: d,
 		queue: make(chan alertMessage, webhookQueue), done: make(chan struct{}), ctx: ctx, cancel: cancel}
 }
 
@@ -1005,7 +1019,7 @@ func (w *alertWebhook) post(body []byte) (retry bool, err error) {
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "rampart-anomaly-alert/1")
-	req.Header.Set("X-Rampart-Signature", "t="+ts+",v1="+SignAlert(w.key, ts, body))
+	req.Header.Set("X-Rampart-Signature", "t="+ts+",v1="+SignAlert(w.key(), ts, body))
 	resp, err := w.client.Do(req)
 	if err != nil {
 		return w.ctx.Err() == nil, err

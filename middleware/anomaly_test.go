@@ -636,6 +636,55 @@ func TestAnomalyAlertWebhook(t *testing.T) {
 	}
 }
 
+// TestAnomalyAlertWebhookKeyRotation: with a KeyRing, each alert is signed
+// with the ring's current key when it is sent, so a rotation of the secret
+// alert_webhook_key reaches the webhook without a restart.
+func TestAnomalyAlertWebhookKeyRotation(t *testing.T) {
+	oldKey := []byte("0123456789abcdef0123456789abcdef")
+	newKey := []byte("fedcba9876543210fedcba9876543210")
+	ring, err := models.NewKeyRing(oldKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := newWebhookReceiver(t, oldKey)
+	cfg := onlyRules(func(c *middleware.AnomalyConfig) {
+		c.StuffingAccounts, c.StuffingWindow = 3, time.Minute
+		c.AlertWebhookURL = recv.srv.URL + "/hooks/rampart"
+	})
+	r := newAnomalyRig(t, cfg, middleware.AnomalyDeps{WebhookKeys: ring, HTTPClient: recv.srv.Client()})
+	stuff := func(ip string) {
+		t.Helper()
+		var events []models.AuditEvent
+		for i := range 3 {
+			events = append(events, loginFailEvent(ip, anomalyAccountKey(ip+fmt.Sprint(i)), time.Now()))
+		}
+		r.feed(t, events...)
+	}
+	delivered := func(n int) {
+		t.Helper()
+		eventually(t, "the webhook delivery", func() bool {
+			got, problems := recv.deliveries()
+			return len(got) >= n || len(problems) > 0
+		})
+		if got, problems := recv.deliveries(); len(problems) > 0 || len(got) != n {
+			t.Fatalf("deliveries %v, problems %q", got, problems)
+		}
+	}
+	stuff("203.0.113.60")
+	delivered(1)
+
+	// The receiver learns the new key, the ring rotates: the next alert
+	// verifies under the new key only.
+	recv.mu.Lock()
+	recv.key = newKey
+	recv.mu.Unlock()
+	if err := ring.Set(newKey, oldKey); err != nil {
+		t.Fatal(err)
+	}
+	stuff("203.0.113.61")
+	delivered(2)
+}
+
 func hmacOf(key []byte, s string) []byte {
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(s))

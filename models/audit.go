@@ -54,6 +54,7 @@ const (
 	ActionInputInvalid      = "input_validation_fail"
 	ActionSysStartup        = "sys_startup"
 	ActionSysShutdown       = "sys_shutdown"
+	ActionSecretRotated     = "sys_secret_rotated" // Reason names the secret, never its value
 )
 
 // Field caps: a logged value never grows an event beyond a few KiB.

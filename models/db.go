@@ -3,12 +3,14 @@ package models
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -48,7 +50,38 @@ type DatabaseURL struct {
 	// not kept: it holds the password in plain fields, which fmt prints
 	// even through a pointer (%s of a struct holding one); see pgConfig.
 	raw Secret
+	// passwordFn, when set, gives the password of each new PostgreSQL
+	// connection in place of the URL's (WithPassword).
+	passwordFn PasswordFunc
 }
+
+// PasswordFunc returns the PostgreSQL passwords to try for a new
+// connection, in order; none (or a zero Secret) means "the URL's own".
+// Only the first is tried at first. After the server refused it (SQLSTATE
+// 28P01, e.g. because it was rotated) the function is called again with
+// reread true: it should read its source afresh rather than from a cache,
+// and may return the current password and the one before it, so that a
+// connection still succeeds while the database and the secret disagree
+// during a rotation.
+type PasswordFunc func(ctx context.Context, reread bool) ([]Secret, error)
+
+// WithPassword returns u with the password of every new PostgreSQL
+// connection coming from fn, asked each time a connection is opened. When
+// the server refuses it as invalid (28P01), fn is asked to read its source
+// again, and each password it gives that was not tried yet is tried once:
+// a pool whose password was rotated reconnects by itself.
+// Connections that are open keep working; PostgreSQL checks a password only
+// when a connection starts. For SQLite, u is returned as it is.
+func (u DatabaseURL) WithPassword(fn PasswordFunc) DatabaseURL {
+	if u.Dialect == Postgres {
+		u.passwordFn = fn
+	}
+	return u
+}
+
+// URLPassword returns the password written in the URL, if any (PostgreSQL
+// only), for start-up checks such as refusing a default password.
+func (u DatabaseURL) URLPassword() Secret { return NewSecret(u.password()) }
 
 // ParseDatabaseURL reads a database URL: a postgres:// or postgresql:// URL
 // selects PostgreSQL; "sqlite:PATH" (or a bare file path) selects SQLite.
@@ -216,7 +249,7 @@ func OpenDB(ctx context.Context, u DatabaseURL) (*DB, error) {
 	case Postgres:
 		var cfg *pgx.ConnConfig
 		if cfg, err = u.pgConfig(); err == nil {
-			x, err = openPostgres(cfg)
+			x, err = openPostgres(cfg, u.passwordFn)
 		}
 	default:
 		return nil, fmt.Errorf("unknown dialect %q", u.Dialect)
@@ -259,11 +292,11 @@ func openSQLite(path string) (*sqlx.DB, error) {
 	return x, nil
 }
 
-func openPostgres(cfg *pgx.ConnConfig) (*sqlx.DB, error) {
+func openPostgres(cfg *pgx.ConnConfig, password PasswordFunc) (*sqlx.DB, error) {
 	if cfg == nil {
 		return nil, errors.New("no PostgreSQL configuration")
 	}
-	db := stdlib.OpenDB(*cfg)
+	db := openPgxDB(cfg, password)
 	db.SetMaxOpenConns(20)
 	db.SetMaxIdleConns(10)
 	db.SetConnMaxLifetime(30 * time.Minute)
@@ -287,9 +320,80 @@ func OpenRawDB(u DatabaseURL) (*sql.DB, error) {
 		if err != nil {
 			return nil, err
 		}
-		return stdlib.OpenDB(*cfg), nil
+		return openPgxDB(cfg, u.passwordFn), nil
 	}
 	return nil, fmt.Errorf("unknown dialect %q", u.Dialect)
+}
+
+// openPgxDB returns a database/sql pool over pgx for cfg. With a password
+// function, each new connection gets its password from it (see
+// WithPassword); without one, the URL's password is used.
+func openPgxDB(cfg *pgx.ConnConfig, password PasswordFunc) *sql.DB {
+	if password == nil {
+		return stdlib.OpenDB(*cfg)
+	}
+	// pgx calls BeforeConnect with a copy of cfg for each new connection;
+	// the password to use travels in the context, set by Connect below.
+	inner := stdlib.GetConnector(*cfg, stdlib.OptionBeforeConnect(func(ctx context.Context, cc *pgx.ConnConfig) error {
+		if pw, ok := ctx.Value(pgPasswordKey{}).(Secret); ok && !pw.IsZero() {
+			cc.Password = pw.Reveal()
+		}
+		return nil
+	}))
+	return sql.OpenDB(&pgConnector{inner: inner, password: password})
+}
+
+// pgPasswordKey is the context key of the password for one connection
+// attempt.
+type pgPasswordKey struct{}
+
+// pgConnector opens pgx connections with the password of the moment and
+// reads it again when the server refuses it.
+type pgConnector struct {
+	inner    driver.Connector
+	password PasswordFunc
+}
+
+// Connect opens one connection. On "invalid password" (28P01) it asks for
+// the passwords afresh and tries each one it has not tried yet, in order.
+func (c *pgConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	pws, err := c.password(ctx, false)
+	if err != nil {
+		return nil, fmt.Errorf("database password: %w", err)
+	}
+	var first Secret
+	if len(pws) > 0 {
+		first = pws[0]
+	}
+	conn, err := c.inner.Connect(context.WithValue(ctx, pgPasswordKey{}, first))
+	if err == nil || !passwordRefused(err) {
+		return conn, err
+	}
+	fresh, rerr := c.password(ctx, true)
+	if rerr != nil {
+		return nil, err
+	}
+	tried := []Secret{first}
+	for _, pw := range fresh {
+		if pw.IsZero() || slices.ContainsFunc(tried, pw.Equal) {
+			continue
+		}
+		tried = append(tried, pw)
+		conn, err = c.inner.Connect(context.WithValue(ctx, pgPasswordKey{}, pw))
+		if err == nil || !passwordRefused(err) {
+			return conn, err
+		}
+	}
+	return nil, err
+}
+
+// Driver returns the pgx driver.
+func (c *pgConnector) Driver() driver.Driver { return c.inner.Driver() }
+
+// passwordRefused reports whether err is PostgreSQL's invalid_password.
+func passwordRefused(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "28P01"
 }
 
 // Dialect reports which database this is.
@@ -414,6 +518,8 @@ func translate(err error) error {
 		case "23503": // foreign_key_violation: the parent is gone
 			return &Error{Kind: KindNotFound, Cause: err}
 		case "57014", "57P01", "57P02", "57P03", "53300": // canceled, shutdown, too many connections
+			return &Error{Kind: KindUnavailable, Cause: err}
+		case "28P01": // invalid_password: a rotation in progress; the pool reads it again
 			return &Error{Kind: KindUnavailable, Cause: err}
 		}
 		return Internal(err)

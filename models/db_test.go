@@ -2,6 +2,8 @@ package models_test
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -292,6 +294,44 @@ func TestRedactURL(t *testing.T) {
 	} {
 		if got := models.RedactURL(raw); got != want || strings.Contains(got, secret) {
 			t.Errorf("RedactURL(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}
+
+func TestURLPasswordAndWithPassword(t *testing.T) {
+	pg, err := models.ParseDatabaseURL("postgres://app:Vq8mZ3tXk1pR7sLw@127.0.0.1/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pg.URLPassword().Reveal() != "Vq8mZ3tXk1pR7sLw" {
+		t.Error("URLPassword does not return the URL's password")
+	}
+	if s := fmt.Sprint(pg.URLPassword()); s != models.RedactedText {
+		t.Errorf("URLPassword prints as %q", s)
+	}
+	none, err := models.ParseDatabaseURL("postgres://app@127.0.0.1/app")
+	if err != nil || !none.URLPassword().IsZero() {
+		t.Errorf("a URL without a password: %v, %v", err, none.URLPassword())
+	}
+	lite, err := models.ParseDatabaseURL("sqlite:" + filepath.Join(t.TempDir(), "x.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	called := false
+	lite = lite.WithPassword(func(context.Context, bool) ([]models.Secret, error) { called = true; return nil, nil })
+	db, err := models.OpenDB(context.Background(), lite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if called || !lite.URLPassword().IsZero() {
+		t.Error("SQLite asked for a password")
+	}
+	// The printed forms stay redacted with a password function attached.
+	pg = pg.WithPassword(func(context.Context, bool) ([]models.Secret, error) { return nil, nil })
+	for _, verb := range []string{"%v", "%+v", "%#v"} {
+		if strings.Contains(fmt.Sprintf(verb, pg), "Vq8mZ3tXk1pR7sLw") {
+			t.Errorf("%s shows the password", verb)
 		}
 	}
 }

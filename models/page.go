@@ -39,12 +39,18 @@ func pageOf[T any](rows []T, limit int, key func(T) int64) Page[T] {
 // bound by HMAC-SHA256 to the list it came from (its scope, e.g. one user's
 // projects), so it cannot be edited, forged, or replayed against another
 // list or another user's list.
+//
+// Its keys are a KeyRing: cursors are signed with the current key, and a
+// cursor signed with the previous key still decodes, so a key rotation does
+// not break the pages clients are in the middle of. Once the previous key
+// is dropped (the next rotation), cursors it signed are refused like any
+// other invalid cursor.
 type CursorCodec struct {
-	key Secret // printed as [REDACTED], like every key
+	keys *KeyRing // printed as [REDACTED], like every key
 }
 
 // CursorKeyMinLength is the shortest accepted cursor key: 256 bits.
-const CursorKeyMinLength = 32
+const CursorKeyMinLength = KeyMinLength
 
 const (
 	cursorVersion = 1
@@ -53,16 +59,29 @@ const (
 )
 
 // NewCursorCodec returns a codec signing with key (at least 32 bytes of
-// secret randomness).
+// secret randomness) and no previous key.
 func NewCursorCodec(key []byte) (*CursorCodec, error) {
 	if len(key) < CursorKeyMinLength {
 		return nil, errors.New("cursor key must be at least 32 bytes")
 	}
-	return &CursorCodec{key: NewSecretBytes(key)}, nil
+	ring, err := NewKeyRing(key, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &CursorCodec{keys: ring}, nil
 }
 
-func (c *CursorCodec) mac(scope string, after int64) []byte {
-	m := hmac.New(sha256.New, c.key.RevealBytes())
+// NewCursorCodecWithKeys returns a codec using keys, which its owner
+// rotates with KeyRing.Set while the codec is in use.
+func NewCursorCodecWithKeys(keys *KeyRing) (*CursorCodec, error) {
+	if keys == nil || keys.keys.Load() == nil {
+		return nil, errors.New("cursor codec: no keys")
+	}
+	return &CursorCodec{keys: keys}, nil
+}
+
+func cursorMAC(key Secret, scope string, after int64) []byte {
+	m := hmac.New(sha256.New, key.RevealBytes())
 	m.Write([]byte("rampart-cursor-v1\x00"))
 	m.Write([]byte(scope))
 	m.Write([]byte{0})
@@ -73,17 +92,18 @@ func (c *CursorCodec) mac(scope string, after int64) []byte {
 }
 
 // Encode returns the cursor for continuing the list scope after position
-// after.
+// after, signed with the current key.
 func (c *CursorCodec) Encode(scope string, after int64) string {
 	b := make([]byte, 0, cursorLen)
 	b = append(b, cursorVersion)
 	b = binary.BigEndian.AppendUint64(b, uint64(after))
-	b = append(b, c.mac(scope, after)...)
+	b = append(b, cursorMAC(c.keys.Current(), scope, after)...)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // Decode checks a cursor against scope and returns its position. Any change
-// to the cursor, or a cursor from another list, is KindMalformed.
+// to the cursor, or a cursor from another list, is KindMalformed. A cursor
+// signed with the current or the previous key is accepted.
 func (c *CursorCodec) Decode(scope, cursor string) (int64, error) {
 	bad := &Error{Kind: KindMalformed, Detail: "The cursor is not valid for this list.",
 		Fields: []FieldError{{Field: "cursor", Message: "is not a cursor issued for this list"}}}
@@ -97,8 +117,13 @@ func (c *CursorCodec) Decode(scope, cursor string) (int64, error) {
 		return 0, bad
 	}
 	after := int64(binary.BigEndian.Uint64(b[1:9]))
-	if after <= 0 || !hmac.Equal(b[9:], c.mac(scope, after)) {
+	if after <= 0 {
 		return 0, bad
 	}
-	return after, nil
+	for _, key := range c.keys.verifiers() {
+		if hmac.Equal(b[9:], cursorMAC(key, scope, after)) {
+			return after, nil
+		}
+	}
+	return 0, bad
 }

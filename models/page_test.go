@@ -205,3 +205,82 @@ func TestCursorCodecNeverPrintsItsKey(t *testing.T) {
 		}
 	}
 }
+
+// TestCursorKeyRotation: the codec signs with the current key of its ring
+// and accepts cursors of the previous one, so a rotation does not break a
+// client's paging; once the old key has left the ring (the next rotation),
+// its cursors are refused.
+func TestCursorKeyRotation(t *testing.T) {
+	oldKey, newKey, newerKey := testKey(1), testKey(2), testKey(3)
+	ring, err := models.NewKeyRing(oldKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := models.NewCursorCodecWithKeys(ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := c.Encode(scopeA, 7)
+	if before != forge(oldKey, 1, scopeA, 7) {
+		t.Fatal("the codec does not sign with the ring's current key")
+	}
+
+	// Rotation: new current key, the old one kept as previous.
+	if err := ring.Set(newKey, oldKey); err != nil {
+		t.Fatal(err)
+	}
+	after := c.Encode(scopeA, 7)
+	if after != forge(newKey, 1, scopeA, 7) {
+		t.Error("after the rotation the codec does not sign with the new key")
+	}
+	for name, cursor := range map[string]string{"made before the rotation": before, "made after it": after} {
+		if got, err := c.Decode(scopeA, cursor); err != nil || got != 7 {
+			t.Errorf("a cursor %s: %d, %v", name, got, err)
+		}
+	}
+	// The previous key verifies; it is not a way around the scope binding.
+	wantMalformed(t, c, scopeB, before, "an old cursor for another list")
+	wantMalformed(t, c, scopeA, forge(testKey(9), 1, scopeA, 7), "a cursor of a key never in the ring")
+
+	// The next rotation drops the oldest key.
+	if err := ring.Set(newerKey, newKey); err != nil {
+		t.Fatal(err)
+	}
+	wantMalformed(t, c, scopeA, before, "a cursor of a key two rotations ago")
+	if got, err := c.Decode(scopeA, after); err != nil || got != 7 {
+		t.Errorf("a cursor of the previous key after a second rotation: %d, %v", got, err)
+	}
+}
+
+func TestKeyRing(t *testing.T) {
+	if _, err := models.NewKeyRing(make([]byte, models.KeyMinLength-1), nil); err == nil {
+		t.Error("a short current key was accepted")
+	}
+	ring, err := models.NewKeyRing(testKey(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ring.Previous().IsZero() {
+		t.Error("a new ring has a previous key")
+	}
+	if err := ring.Set(testKey(2), make([]byte, 5)); err == nil {
+		t.Error("a short previous key was accepted")
+	}
+	if !bytes.Equal(ring.Current().RevealBytes(), testKey(1)) {
+		t.Error("a refused Set changed the ring")
+	}
+	if err := ring.Set(testKey(2), testKey(2)); err != nil || !ring.Previous().IsZero() {
+		t.Errorf("a previous key equal to the current one: %v, previous kept", err)
+	}
+	if _, err := models.NewCursorCodecWithKeys(nil); err == nil {
+		t.Error("a codec without keys was made")
+	}
+	if _, err := models.NewCursorCodecWithKeys(&models.KeyRing{}); err == nil {
+		t.Error("a codec with an empty ring was made")
+	}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%x"} {
+		if out := fmt.Sprintf(verb, ring); strings.Contains(out, string(testKey(2))) || strings.Contains(out, fmt.Sprintf("%x", testKey(2))) {
+			t.Errorf("%s of a KeyRing prints the key: %s", verb, out)
+		}
+	}
+}
