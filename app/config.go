@@ -275,18 +275,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		bad("APP_LOG_LEVEL", "must be debug, info, warn or error")
 	}
 
-	positive := func(name string, def, max int) int {
-		v := get(name, "")
-		if v == "" {
-			return def
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > max {
-			bad(name, fmt.Sprintf("must be a whole number between 1 and %d", max))
-			return def
-		}
-		return n
-	}
+	positive := func(name string, def, max int) int { return wholeVar(get, bad, name, def, max) }
 	l := middleware.DefaultLimits()
 	l.IP.Rate = positive("APP_RATE_IP", l.IP.Rate, 1_000_000)
 	l.User.Rate = positive("APP_RATE_USER", l.User.Rate, 1_000_000)
@@ -318,6 +307,21 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return cfg, &ConfigError{Problems: problems}
 	}
 	return cfg, nil
+}
+
+// wholeVar reads name as a whole number from 1 to max; unset is def, and
+// anything else is reported through bad (and def is used).
+func wholeVar(get func(string, string) string, bad func(string, string), name string, def, max int) int {
+	v := get(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > max {
+		bad(name, fmt.Sprintf("must be a whole number between 1 and %d", max))
+		return def
+	}
+	return n
 }
 
 func duration(get func(string, string) string, bad func(string, string), name string, def, min, max time.Duration) time.Duration {

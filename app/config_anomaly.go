@@ -43,18 +43,7 @@ func loadAnomalyConfig(get func(name, def string) string, bad func(name, rule st
 		}
 		return n
 	}
-	whole := func(name string, def, max int) int {
-		v := get(name, "")
-		if v == "" {
-			return def
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > max {
-			bad(name, fmt.Sprintf("must be a whole number between 1 and %d", max))
-			return def
-		}
-		return n
-	}
+	whole := func(name string, def, max int) int { return wholeVar(get, bad, name, def, max) }
 	window := func(name string, def time.Duration) time.Duration {
 		return duration(get, bad, name, def, anomalyMinWindow, anomalyMaxWindow)
 	}
