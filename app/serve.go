@@ -83,7 +83,7 @@ func serve(ctx context.Context, env Env) error {
 		ln, err := net.Listen("tcp", l.srv.Addr)
 		if err != nil {
 			for _, open := range lns {
-				open.Close()
+				_ = open.Close()
 			}
 			return fmt.Errorf("listen on %s (%s): %w", l.srv.Addr, l.name, err)
 		}
@@ -161,7 +161,7 @@ func build(ctx context.Context, cfg Config, env Env, log *slog.Logger) (*servers
 	}
 	db.SetQuotas(cfg.Quotas)
 	var closers []func()
-	closers = append(closers, func() { db.Close() })
+	closers = append(closers, func() { _ = db.Close() })
 	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
@@ -198,7 +198,7 @@ func build(ctx context.Context, cfg Config, env Env, log *slog.Logger) (*servers
 		if err != nil {
 			return fail(err)
 		}
-		closers = append(closers, func() { client.Close() })
+		closers = append(closers, func() { _ = client.Close() })
 		rlCfg.Redis, redisClient = client, client
 	}
 	limiter, err := middleware.NewRateLimiter(rlCfg)

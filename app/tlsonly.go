@@ -48,7 +48,7 @@ func (c *tlsOnlyConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p[:1])
 	if n == 1 && p[0] != 0x16 {
 		c.err = errNotTLS
-		c.Conn.Close()
+		_ = c.Conn.Close()
 		return 0, c.err
 	}
 	// The checked byte goes back to the caller; crypto/tls reads records

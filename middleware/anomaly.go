@@ -30,6 +30,8 @@ import (
 
 // The anomaly rules, as they appear in an alert's Reason, its webhook body
 // and the rule label of rampart_anomalies_total.
+//
+// #nosec G101 -- rule names such as credential_stuffing, not credentials
 const (
 	RuleScraping           = "scraping"            // one principal reads many distinct objects
 	RuleKeySpike           = "key_spike"           // an API key's traffic jumps above its baseline
