@@ -119,7 +119,11 @@ func (h *apiKeyHandlers) create(c echo.Context) error {
 
 func (h *apiKeyHandlers) createDoc() routeDoc {
 	return routeDoc{id: "createAPIKey", summary: "Create an API key; the key is shown in this answer only", tag: "api-keys",
-		request: createAPIKeyRequest{}, response: createdAPIKeyResponse{}, status: http.StatusCreated, errors: []int{http.StatusTooManyRequests}}
+		request: createAPIKeyRequest{}, response: createdAPIKeyResponse{}, status: http.StatusCreated, errors: []int{http.StatusTooManyRequests},
+		limits: map[string]map[string]any{
+			"rate_limit": {"maximum": h.limits.APIKeyMax, "description": "Requests a minute; the default is " + strconv.Itoa(h.limits.APIKeyDefault) + "."},
+			"expires_at": {"format": "date-time", "description": "In the future, at most a year ahead; null or absent: no expiry."},
+		}}
 }
 
 func (h *apiKeyHandlers) list(c echo.Context) error {

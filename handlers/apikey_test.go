@@ -412,10 +412,7 @@ func TestAPIKeyInvalidBodies(t *testing.T) {
 				continue
 			}
 			p := problemOf(t, rec)
-			if !slices.ContainsFunc(p.Errors, func(f struct {
-				Field   string `json:"field"`
-				Message string `json:"message"`
-			}) bool {
+			if !slices.ContainsFunc(p.Errors, func(f problemFieldJSON) bool {
 				return f.Field == c.field || strings.HasPrefix(f.Field, c.field+"[")
 			}) {
 				t.Errorf("%s: the problem does not name %q: %s", c.name, c.field, rec.Body.String())

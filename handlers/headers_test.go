@@ -276,7 +276,7 @@ func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 // testHeadersOfRoute sends r the calls that give each of its answers –
 // success, 401, 400 (query), 406, 404 (ids), 405, OPTIONS, TRACE and for
 // body routes 415, 413, 400 and 422 – and checks the headers of each.
-func (fx *fixture) testHeadersOfRoute(t *testing.T, r route, methods []string) {
+func (fx *fixture) testHeadersOfRoute(t testing.TB, r route, methods []string) {
 	api := fx.api
 	send := func(what string, req *http.Request, status int) {
 		t.Helper()
@@ -350,5 +350,5 @@ func (fx *fixture) testHeadersOfRoute(t *testing.T, r route, methods []string) {
 	b := fx.validBody(r)
 	send("oversized body", fx.request(t, r, b+strings.Repeat(" ", DefaultBodyLimit+1-len(b))), http.StatusRequestEntityTooLarge)
 	send("unknown member", fx.request(t, r, `{"is_admin":true,`+strings.TrimPrefix(fx.validBody(r), "{")), http.StatusBadRequest)
-	send("invalid body", fx.request(t, r, routeBodies[routeKey(r)].invalid), http.StatusUnprocessableEntity)
+	send("invalid body", fx.request(t, r, fx.bodies[routeKey(r)].invalid), http.StatusUnprocessableEntity)
 }

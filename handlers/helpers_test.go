@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
@@ -54,6 +55,20 @@ type testAPI struct {
 	// audit is the audit writer of the API (Deps.Auditor unless a test
 	// replaced it).
 	audit *models.AuditWriter
+	// doc is the API document, loaded by document on first use; every
+	// response to a route of the table is checked against it.
+	doc     *openapi3.T
+	docOnce sync.Once
+	// docMu guards bodiesChecked: how many answers of each operation and
+	// status had their body checked against the document.
+	docMu         sync.Mutex
+	bodiesChecked map[string]int
+	// skipDocument turns that check off, for tests that change the
+	// document's routes on purpose.
+	skipDocument bool
+	// docFrom is the API whose public listener serves the document, for
+	// the mTLS listener's testAPI (nil: this one).
+	docFrom *testAPI
 }
 
 // eachAPI runs fn once per dialect, in parallel, each with its own API over
@@ -229,7 +244,16 @@ func (a *testAPI) serve(tb testing.TB, r *http.Request, raw ...string) *httptest
 	if rec.Code >= 400 {
 		checkProblem(tb, r, rec, raw)
 	}
-	checkRateLimitFields(tb, fmt.Sprintf("%s %s: %d", r.Method, r.URL.RequestURI(), rec.Code), rec.Header())
+	where := fmt.Sprintf("%s %s: %d", r.Method, r.URL.RequestURI(), rec.Code)
+	checkRateLimitFields(tb, where, rec.Header())
+	// The security headers of API.md, on every answer; the report page
+	// has its own Content-Security-Policy.
+	if mediaType(rec) == "text/html" {
+		checkSecurityHeaders(tb, where, rec.Header(), reportPolicy)
+	} else {
+		checkSecurityHeaders(tb, where, rec.Header(), apiCSP)
+	}
+	a.checkAgainstDocument(tb, r, rec)
 	return rec
 }
 
@@ -312,17 +336,20 @@ func jsonStrings(v any) []string {
 
 // problemJSON is an error body as a client reads it.
 type problemJSON struct {
-	Type      string `json:"type"`
-	Title     string `json:"title"`
-	Status    int    `json:"status"`
-	Detail    string `json:"detail"`
-	RequestID string `json:"request_id"`
-	Errors    []struct {
-		Field   string `json:"field"`
-		Message string `json:"message"`
-	} `json:"errors"`
+	Type      string             `json:"type"`
+	Title     string             `json:"title"`
+	Status    int                `json:"status"`
+	Detail    string             `json:"detail"`
+	RequestID string             `json:"request_id"`
+	Errors    []problemFieldJSON `json:"errors"`
 	// ViolatedPolicies names the rate-limit policies a 429 broke.
 	ViolatedPolicies []string `json:"violated-policies"`
+}
+
+// problemFieldJSON is one member of a problem's errors list.
+type problemFieldJSON struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
 }
 
 // hasField reports whether the problem names field in its errors list.

@@ -104,7 +104,7 @@ func TestReport(t *testing.T) {
 
 // checkReportCSP checks the report's own policy and that its nonce is the
 // one on the page's style element; it returns the nonce.
-func checkReportCSP(t *testing.T, rec *httptest.ResponseRecorder) string {
+func checkReportCSP(t testing.TB, rec *httptest.ResponseRecorder) string {
 	t.Helper()
 	csp := rec.Header().Values("Content-Security-Policy")
 	if len(csp) != 1 {

@@ -52,6 +52,10 @@ type routeDoc struct {
 	response any   // zero value of the success body type; nil = no body
 	status   int   // success status
 	errors   []int // error statuses beyond the ones every route can answer
+	// limits adds JSON Schema keywords to request properties, for rules
+	// that live in the handler rather than in validate tags (a limit taken
+	// from the configuration, a format checked by hand).
+	limits map[string]map[string]any
 }
 
 // mediaType is the route's success media type.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -106,6 +107,14 @@ type fixture struct {
 	spare string
 	// pendingPassword is the new password of the last valid password body.
 	pendingPassword string
+	// readKey, writeKey and bothKey are API keys of owner with the scope
+	// projects:read, projects:write, and both; adminKey is an API key of
+	// admin with both.
+	readKey, writeKey, bothKey, adminKey string
+	// bodies and withoutBody are routeBodies and routesWithoutBody, copied
+	// so that a test can add the routes it registers itself.
+	bodies      map[string]bodyCase
+	withoutBody map[string]bool
 }
 
 // fixtureQuotas are far above what the conformance tests create: they make
@@ -113,19 +122,25 @@ type fixture struct {
 // tests of their own (quota_test.go).
 var fixtureQuotas = models.Quotas{ProjectsPerUser: 100_000, TasksPerProject: 100_000, APIKeysPerUser: 100_000}
 
-func newFixture(t *testing.T, api *testAPI) *fixture {
+func newFixture(t testing.TB, api *testAPI) *fixture {
 	t.Helper()
 	// Before the first request: SetQuotas is a start-up setting.
 	api.db.SetQuotas(fixtureQuotas)
 	fx := &fixture{
-		api:       api,
-		owner:     api.signUp(t),
-		other:     api.signUp(t),
-		admin:     api.newAdmin(t),
-		target:    api.signUp(t),
-		passwords: api.signUp(t),
+		api:         api,
+		owner:       api.signUp(t),
+		other:       api.signUp(t),
+		admin:       api.newAdmin(t),
+		target:      api.signUp(t),
+		passwords:   api.signUp(t),
+		bodies:      maps.Clone(routeBodies),
+		withoutBody: maps.Clone(routesWithoutBody),
 	}
 	fx.spare = api.login(t, fx.owner.Email, fx.owner.Password)
+	fx.readKey = api.createKey(t, fx.owner.Token, `{"name":"Read key","scopes":["projects:read"]}`).Key
+	fx.writeKey = api.createKey(t, fx.owner.Token, `{"name":"Write key","scopes":["projects:write"]}`).Key
+	fx.bothKey = api.createKey(t, fx.owner.Token, `{"name":"Both key","scopes":["projects:read","projects:write"]}`).Key
+	fx.adminKey = api.createKey(t, fx.admin.Token, `{"name":"Admin's key","scopes":["projects:read","projects:write"]}`).Key
 	return fx
 }
 
@@ -133,7 +148,7 @@ func newFixture(t *testing.T, api *testAPI) *fixture {
 // past authentication: the admin for admin routes, the spare session for
 // logout, the passwords user for the password change, and the owner for
 // everything else. Public routes get none.
-func (fx *fixture) caller(t *testing.T, r route) string {
+func (fx *fixture) caller(t testing.TB, r route) string {
 	t.Helper()
 	switch {
 	case r.policy.IsPublic():
@@ -150,7 +165,7 @@ func (fx *fixture) caller(t *testing.T, r route) string {
 
 // ownerObjects makes a fresh project of the owner with one task, so that a
 // route may change or delete them without disturbing other checks.
-func (fx *fixture) ownerObjects(t *testing.T) (projectID, taskID string) {
+func (fx *fixture) ownerObjects(t testing.TB) (projectID, taskID string) {
 	t.Helper()
 	p := fx.api.createProject(t, fx.owner.Token, "Owner's project")
 	task := fx.api.createTask(t, fx.owner.Token, p.ID, "Owner's task")
@@ -159,7 +174,7 @@ func (fx *fixture) ownerObjects(t *testing.T) (projectID, taskID string) {
 
 // ownerKey makes a fresh API key of the owner with both scopes and returns
 // its ID and the key itself.
-func (fx *fixture) ownerKey(t *testing.T) (id, key string) {
+func (fx *fixture) ownerKey(t testing.TB) (id, key string) {
 	t.Helper()
 	k := fx.api.createKey(t, fx.owner.Token, `{"name":"Owner's key","scopes":["projects:read","projects:write"]}`)
 	return k.ID, k.Key
@@ -168,7 +183,7 @@ func (fx *fixture) ownerKey(t *testing.T) (id, key string) {
 // params returns path parameter values that address existing objects the
 // caller of r may use. A route with parameters the test does not know
 // fails here: teach params (and the object-level checks) what they mean.
-func (fx *fixture) params(t *testing.T, r route) map[string]string {
+func (fx *fixture) params(t testing.TB, r route) map[string]string {
 	t.Helper()
 	names := pathParams(r.path)
 	switch {
@@ -189,14 +204,14 @@ func (fx *fixture) params(t *testing.T, r route) map[string]string {
 
 // request builds a call of r that passes every check: caller, existing
 // objects, valid body.
-func (fx *fixture) request(t *testing.T, r route, body string) *http.Request {
+func (fx *fixture) request(t testing.TB, r route, body string) *http.Request {
 	t.Helper()
 	return withToken(newRequest(r.method, fillPath(r.path, fx.params(t, r)), body), fx.caller(t, r))
 }
 
 // successRequest is request with the valid body, and for logout, which
 // ends the session it is called with, a session of its own.
-func (fx *fixture) successRequest(t *testing.T, r route) *http.Request {
+func (fx *fixture) successRequest(t testing.TB, r route) *http.Request {
 	t.Helper()
 	req := fx.request(t, r, fx.validBody(r))
 	if routeKey(r) == "POST /v1/auth/logout" {
@@ -207,7 +222,7 @@ func (fx *fixture) successRequest(t *testing.T, r route) *http.Request {
 
 // validBody returns the route's valid body ("" for routes without one).
 func (fx *fixture) validBody(r route) string {
-	if c, ok := routeBodies[routeKey(r)]; ok {
+	if c, ok := fx.bodies[routeKey(r)]; ok {
 		return c.valid(fx)
 	}
 	return ""
@@ -215,7 +230,7 @@ func (fx *fixture) validBody(r route) string {
 
 // snapshot is what the owner sees of a project and its task: the status
 // and body of each read, so that a change or deletion shows.
-func (fx *fixture) snapshot(t *testing.T, projectID, taskID string) string {
+func (fx *fixture) snapshot(t testing.TB, projectID, taskID string) string {
 	t.Helper()
 	var b strings.Builder
 	for _, path := range []string{
@@ -236,21 +251,11 @@ func (fx *fixture) snapshot(t *testing.T, projectID, taskID string) string {
 func TestRouteTable(t *testing.T) {
 	t.Parallel()
 	eachAPI(t, func(t *testing.T, api *testAPI) {
-		fx := newFixture(t, api)
-		t.Run("registered", func(t *testing.T) { testRoutesRegistered(t, api) })
-		t.Run("bodies listed", func(t *testing.T) { testRouteBodiesListed(t, api) })
-		t.Run("2xx", func(t *testing.T) { forRoutes(t, api, fx.testSuccess) })
-		t.Run("401", func(t *testing.T) { forRoutes(t, api, fx.testUnauthenticated) })
-		t.Run("400 query", func(t *testing.T) { forRoutes(t, api, fx.testQuery) })
-		t.Run("406", func(t *testing.T) { forRoutes(t, api, fx.testNotAcceptable) })
-		t.Run("415", func(t *testing.T) { forBodyRoutes(t, api, fx.testUnsupportedMedia) })
-		t.Run("413", func(t *testing.T) { forBodyRoutes(t, api, fx.testTooLarge) })
-		t.Run("400 body", func(t *testing.T) { forBodyRoutes(t, api, fx.testMalformedBody) })
-		t.Run("422", func(t *testing.T) { forBodyRoutes(t, api, fx.testInvalidBody) })
-		t.Run("404 ids", func(t *testing.T) { forRoutes(t, api, fx.testIDs) })
+		runConformance(t, newFixture(t, api))
 	})
 }
 
+// forRoutes runs fn as a subtest for every route of the table.
 func forRoutes(t *testing.T, api *testAPI, fn func(t *testing.T, r route)) {
 	t.Helper()
 	for _, r := range api.routes {
@@ -258,18 +263,10 @@ func forRoutes(t *testing.T, api *testAPI, fn func(t *testing.T, r route)) {
 	}
 }
 
-func forBodyRoutes(t *testing.T, api *testAPI, fn func(t *testing.T, r route)) {
-	t.Helper()
-	for _, r := range api.routes {
-		if r.doc.request != nil {
-			t.Run(routeKey(r), func(t *testing.T) { fn(t, r) })
-		}
-	}
-}
-
 // testRoutesRegistered checks that the router has exactly the routes of
 // the table: nothing is reachable that bypasses the table's policies.
-func testRoutesRegistered(t *testing.T, api *testAPI) {
+func testRoutesRegistered(t testing.TB, fx *fixture) {
+	api := fx.api
 	var table, registered []string
 	for _, r := range api.routes {
 		table = append(table, routeKey(r))
@@ -290,30 +287,30 @@ func testRoutesRegistered(t *testing.T, api *testAPI) {
 // testRouteBodiesListed fails when a route reads a body but has no entry in
 // routeBodies, when a write route is in neither list, or when an entry
 // names a route that no longer exists.
-func testRouteBodiesListed(t *testing.T, api *testAPI) {
+func testRouteBodiesListed(t testing.TB, fx *fixture) {
 	known := map[string]bool{}
-	for _, r := range api.routes {
+	for _, r := range fx.api.routes {
 		key := routeKey(r)
 		known[key] = true
-		_, listed := routeBodies[key]
+		_, listed := fx.bodies[key]
 		hasBody := r.doc.request != nil
 		switch {
 		case hasBody && !listed:
 			t.Errorf("route %s reads a body: add a valid and an invalid body to routeBodies", key)
 		case !hasBody && listed:
 			t.Errorf("route %s is in routeBodies but documents no request body", key)
-		case !hasBody && (r.method == http.MethodPost || r.method == http.MethodPut || r.method == http.MethodPatch) && !routesWithoutBody[key]:
+		case !hasBody && (r.method == http.MethodPost || r.method == http.MethodPut || r.method == http.MethodPatch) && !fx.withoutBody[key]:
 			t.Errorf("write route %s documents no body: add it to routeBodies or routesWithoutBody", key)
-		case hasBody && routesWithoutBody[key]:
+		case hasBody && fx.withoutBody[key]:
 			t.Errorf("route %s is in routesWithoutBody but documents a request body", key)
 		}
 	}
-	for key := range routeBodies {
+	for key := range fx.bodies {
 		if !known[key] {
 			t.Errorf("routeBodies names %s, which is not in the route table", key)
 		}
 	}
-	for key := range routesWithoutBody {
+	for key := range fx.withoutBody {
 		if !known[key] {
 			t.Errorf("routesWithoutBody names %s, which is not in the route table", key)
 		}
@@ -322,7 +319,7 @@ func testRouteBodiesListed(t *testing.T, api *testAPI) {
 
 // testSuccess calls the route as it should be called and expects its
 // documented status and media type; authenticated answers are never cached.
-func (fx *fixture) testSuccess(t *testing.T, r route) {
+func (fx *fixture) testSuccess(t testing.TB, r route) {
 	rec := fx.api.serve(t, fx.successRequest(t, r))
 	if !checkStatus(t, rec, r.doc.status, "well-formed call") {
 		return
@@ -348,7 +345,7 @@ func (fx *fixture) testSuccess(t *testing.T, r route) {
 // challenge to every request without valid credentials, before it looks at
 // the query, the Accept header or the body. A public route does not read
 // credentials at all.
-func (fx *fixture) testUnauthenticated(t *testing.T, r route) {
+func (fx *fixture) testUnauthenticated(t testing.TB, r route) {
 	unknown := unknownSessionToken(t)
 	valid := fx.owner.Token
 	cases := []struct {
@@ -393,7 +390,7 @@ func (fx *fixture) testUnauthenticated(t *testing.T, r route) {
 	fx.expectUnauthorized(t, req, "token in the query string")
 }
 
-func (fx *fixture) expectUnauthorized(t *testing.T, req *http.Request, what string) {
+func (fx *fixture) expectUnauthorized(t testing.TB, req *http.Request, what string) {
 	t.Helper()
 	rec := fx.api.serve(t, req)
 	if !checkStatus(t, rec, http.StatusUnauthorized, what) {
@@ -406,7 +403,7 @@ func (fx *fixture) expectUnauthorized(t *testing.T, req *http.Request, what stri
 
 // testQuery: unknown, repeated and malformed query parameters are 400, on
 // every route, for an authenticated caller.
-func (fx *fixture) testQuery(t *testing.T, r route) {
+func (fx *fixture) testQuery(t testing.TB, r route) {
 	type queryCase struct {
 		query string
 		field string // the parameter the problem must name ("" = none)
@@ -439,7 +436,7 @@ func (fx *fixture) testQuery(t *testing.T, r route) {
 
 // testNotAcceptable: a client that accepts nothing the route produces gets
 // 406; the answer's type is never taken from Accept.
-func (fx *fixture) testNotAcceptable(t *testing.T, r route) {
+func (fx *fixture) testNotAcceptable(t testing.TB, r route) {
 	accepts := []string{"text/html", "application/xml", "application/json;q=0", "image/*"}
 	if r.mediaType() != echo.MIMEApplicationJSON {
 		accepts = []string{"application/json", "application/problem+json", "text/plain", "text/html;q=0"}
@@ -460,7 +457,7 @@ func (fx *fixture) testNotAcceptable(t *testing.T, r route) {
 }
 
 // testUnsupportedMedia: a body that is not declared as JSON is 415.
-func (fx *fixture) testUnsupportedMedia(t *testing.T, r route) {
+func (fx *fixture) testUnsupportedMedia(t testing.TB, r route) {
 	for _, ct := range []string{
 		"", // no Content-Type at all
 		"text/plain",
@@ -495,7 +492,7 @@ func bodyCap(r route) int {
 // testTooLarge: a body over the route's limit is 413, whether its length
 // is declared or it arrives chunked, even when it is otherwise valid; a
 // body of exactly the limit is read.
-func (fx *fixture) testTooLarge(t *testing.T, r route) {
+func (fx *fixture) testTooLarge(t testing.TB, r route) {
 	limit := bodyCap(r)
 	padded := func(size int) string {
 		b := fx.validBody(r)
@@ -549,7 +546,7 @@ var massAssigned = []string{"id", "owner_id", "user_id", "project_id", "role", "
 
 // testMalformedBody: anything but one JSON object of known, unique,
 // correctly typed members is 400 – before any rule is checked.
-func (fx *fixture) testMalformedBody(t *testing.T, r route) {
+func (fx *fixture) testMalformedBody(t testing.TB, r route) {
 	valid := fx.validBody(r)
 	ms := members(t, valid)
 	first, others := ms[0], ms[1:]
@@ -611,7 +608,7 @@ func (fx *fixture) testMalformedBody(t *testing.T, r route) {
 type member struct{ name, value string }
 
 // members splits a JSON object into its members, in order.
-func members(t *testing.T, body string) []member {
+func members(t testing.TB, body string) []member {
 	t.Helper()
 	dec := jsontext.NewDecoder(bytes.NewReader([]byte(body)))
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
@@ -652,8 +649,8 @@ func quoteJSON(s string) string {
 
 // testInvalidBody: a well-formed body that breaks a rule is 422, naming
 // the fields but not repeating their values.
-func (fx *fixture) testInvalidBody(t *testing.T, r route) {
-	c := routeBodies[routeKey(r)]
+func (fx *fixture) testInvalidBody(t testing.TB, r route) {
+	c := fx.bodies[routeKey(r)]
 	rec := fx.api.serve(t, fx.request(t, r, c.invalid))
 	if !checkStatus(t, rec, http.StatusUnprocessableEntity, "invalid body") {
 		return
@@ -695,7 +692,7 @@ func malformedIDs(realID string) []string {
 // testIDs: for every route with path parameters, an ID that is malformed
 // or unknown is 404 (never 500), and another user's object is 404 and
 // stays as it was.
-func (fx *fixture) testIDs(t *testing.T, r route) {
+func (fx *fixture) testIDs(t testing.TB, r route) {
 	names := pathParams(r.path)
 	if len(names) == 0 || r.policy.IsPublic() {
 		return

@@ -178,7 +178,9 @@ func newEcho(d Deps, listener string) (*echo.Echo, []route, error) {
 	if listener == listenerPublic {
 		e.Use(middleware.CORS(d.CORS))
 	}
-	s.meta.doc = openAPIDocument(all, d.Version)
+	if s.meta.doc, err = openAPIDocument(all, d.Version); err != nil {
+		return nil, nil, err
+	}
 	var routes []route
 	for _, r := range all {
 		if r.policy.IsService() == (listener == listenerService) {

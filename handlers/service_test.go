@@ -24,7 +24,7 @@ func (a *testAPI) serviceListener() *testAPI {
 			}
 		}
 	}
-	return &testAPI{e: a.svc, routes: a.svcRoutes, db: a.db, accounts: a.accounts, logs: a.logs, literals: literals}
+	return &testAPI{e: a.svc, routes: a.svcRoutes, db: a.db, accounts: a.accounts, logs: a.logs, literals: literals, docFrom: a}
 }
 
 // serviceCert is a client certificate naming the service cn. Only what the
