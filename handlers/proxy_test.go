@@ -183,60 +183,49 @@ func TestClientIPWithTrustedProxies(t *testing.T) {
 // no other body – whether or not the peer is a trusted proxy.
 func TestForwardedProtoChangesNothing(t *testing.T) {
 	t.Parallel()
-	for _, cfg := range []struct {
-		name      string
-		configure func(*Deps)
-	}{
-		{"no trusted proxies", nil},
-		{"trusted 10.0.0.0/8", withTrustedProxies("10.0.0.0/8")},
-	} {
-		t.Run(cfg.name, func(t *testing.T) {
-			t.Parallel()
-			eachAPIWith(t, cfg.configure, func(t *testing.T, api *testAPI) {
-				token := api.signUp(t).Token
-				send := func(method, path, token string, forwarded map[string]string) *httptest.ResponseRecorder {
-					req := withToken(newRequest(method, path, ""), token)
-					req.RemoteAddr = "10.1.2.3:40000"
-					req.Header.Set(echo.HeaderXRequestID, "forwarded-proto-test")
-					for k, v := range forwarded {
-						req.Header.Set(k, v)
-					}
-					return api.serve(t, req)
+	eachProxySetting(t, func(t *testing.T, api *testAPI) {
+		token := api.signUp(t).Token
+		send := func(method, path, token string, forwarded map[string]string) *httptest.ResponseRecorder {
+			req := withToken(newRequest(method, path, ""), token)
+			req.RemoteAddr = "10.1.2.3:40000"
+			req.Header.Set(echo.HeaderXRequestID, "forwarded-proto-test")
+			for k, v := range forwarded {
+				req.Header.Set(k, v)
+			}
+			return api.serve(t, req)
+		}
+		for _, c := range []struct{ method, path, token string }{
+			{http.MethodGet, "/", ""},
+			{http.MethodGet, "/v1/me", token},
+			{http.MethodGet, "/v1/me", ""},
+			{http.MethodGet, "/nothing-here", ""},
+			{http.MethodPut, "/v1/projects", token},
+		} {
+			base := send(c.method, c.path, c.token, nil)
+			for _, fwd := range []map[string]string{
+				{echo.HeaderXForwardedProto: "http"},
+				{echo.HeaderXForwardedProto: "https"},
+				{echo.HeaderXForwardedProto: "javascript"},
+				{echo.HeaderXForwardedProtocol: "http", echo.HeaderXForwardedSsl: "off", echo.HeaderXUrlScheme: "http"},
+				{"Forwarded": "for=203.0.113.9;proto=http;host=evil.example", "X-Forwarded-Host": "evil.example"},
+			} {
+				got := send(c.method, c.path, c.token, fwd)
+				what := c.method + " " + c.path + " with " + strings.Join(headerNames(fwd), ", ")
+				if got.Code != base.Code || got.Body.String() != base.Body.String() {
+					t.Errorf("%s: %d %s, without it %d %s", what, got.Code, got.Body.String(), base.Code, base.Body.String())
 				}
-				for _, c := range []struct{ method, path, token string }{
-					{http.MethodGet, "/", ""},
-					{http.MethodGet, "/v1/me", token},
-					{http.MethodGet, "/v1/me", ""},
-					{http.MethodGet, "/nothing-here", ""},
-					{http.MethodPut, "/v1/projects", token},
-				} {
-					base := send(c.method, c.path, c.token, nil)
-					for _, fwd := range []map[string]string{
-						{echo.HeaderXForwardedProto: "http"},
-						{echo.HeaderXForwardedProto: "https"},
-						{echo.HeaderXForwardedProto: "javascript"},
-						{echo.HeaderXForwardedProtocol: "http", echo.HeaderXForwardedSsl: "off", echo.HeaderXUrlScheme: "http"},
-						{"Forwarded": "for=203.0.113.9;proto=http;host=evil.example", "X-Forwarded-Host": "evil.example"},
-					} {
-						got := send(c.method, c.path, c.token, fwd)
-						what := c.method + " " + c.path + " with " + strings.Join(headerNames(fwd), ", ")
-						if got.Code != base.Code || got.Body.String() != base.Body.String() {
-							t.Errorf("%s: %d %s, without it %d %s", what, got.Code, got.Body.String(), base.Code, base.Body.String())
-						}
-						// The RateLimit counters move with every request;
-						// the policies they report must be the same.
-						checkSamePolicyNames(t, got.Header(), base.Header())
-						if g, b := headerDump(withoutRateLimit(got.Header())), headerDump(withoutRateLimit(base.Header())); g != b {
-							t.Errorf("%s: headers\n%s\nwithout it\n%s", what, g, b)
-						}
-						if strings.Contains(got.Body.String(), "evil.example") || strings.Contains(headerDump(got.Header()), "evil.example") {
-							t.Errorf("%s: the answer repeats the forwarded host", what)
-						}
-					}
+				// The RateLimit counters move with every request;
+				// the policies they report must be the same.
+				checkSamePolicyNames(t, got.Header(), base.Header())
+				if g, b := headerDump(withoutRateLimit(got.Header())), headerDump(withoutRateLimit(base.Header())); g != b {
+					t.Errorf("%s: headers\n%s\nwithout it\n%s", what, g, b)
 				}
-			})
-		})
-	}
+				if strings.Contains(got.Body.String(), "evil.example") || strings.Contains(headerDump(got.Header()), "evil.example") {
+					t.Errorf("%s: the answer repeats the forwarded host", what)
+				}
+			}
+		}
+	})
 }
 
 func headerNames(h map[string]string) []string {
@@ -267,4 +256,23 @@ func headerDump(h http.Header) string {
 	}
 	slices.Sort(lines)
 	return strings.Join(lines, "\n")
+}
+
+// eachProxySetting runs fn on each dialect twice: without trusted proxies,
+// and with 10.0.0.0/8 trusted, for the tests whose answer must not depend
+// on forwarding headers either way.
+func eachProxySetting(t *testing.T, fn func(t *testing.T, api *testAPI)) {
+	t.Helper()
+	for _, cfg := range []struct {
+		name      string
+		configure func(*Deps)
+	}{
+		{"no trusted proxies", nil},
+		{"trusted 10.0.0.0/8", withTrustedProxies("10.0.0.0/8")},
+	} {
+		t.Run(cfg.name, func(t *testing.T) {
+			t.Parallel()
+			eachAPIWith(t, cfg.configure, fn)
+		})
+	}
 }
