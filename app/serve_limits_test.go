@@ -75,50 +75,7 @@ func clientFrom(tb testing.TB, roots *x509.CertPool, src net.IP) *http.Client {
 // limits and nobody else's, and run.client connects from src.
 func startServeFrom(tb testing.TB, extra vars, src net.IP) *serveRun {
 	tb.Helper()
-	env := vars{"APP_ADDR": "127.0.0.1:" + itoa(freePort(tb)), "APP_DATA_DIR": tb.TempDir(), "APP_METRICS_ADDR": "off"}
-	for k, v := range extra {
-		env[k] = v
-	}
-	run := &serveRun{addr: env["APP_ADDR"], dataDir: env["APP_DATA_DIR"], env: env, output: &syncBuffer{}, exited: make(chan struct{})}
-	ctx, cancel := context.WithCancel(context.Background())
-	run.cancel = cancel
-	go func() {
-		defer close(run.exited)
-		run.code = Main(ctx, nil, Env{Stdin: strings.NewReader(""), Stdout: run.output, Stderr: run.output, Getenv: env.get})
-	}()
-	tb.Cleanup(func() {
-		cancel()
-		select {
-		case <-run.exited:
-		case <-time.After(hangGuard):
-			tb.Errorf("serve did not stop")
-		}
-	})
-	deadline := time.Now().Add(hangGuard)
-	for {
-		select {
-		case <-run.exited:
-			tb.Fatalf("serve exited with code %d before answering:\n%s", run.code, run.output)
-		default:
-		}
-		if run.client == nil {
-			if run.roots = devCAPool(tb, run.dataDir); run.roots != nil {
-				run.client = clientFrom(tb, run.roots, src)
-			}
-		}
-		if run.client != nil {
-			if resp, err := run.client.Get("https://" + run.addr + "/healthz"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return run
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("serve did not answer /healthz:\n%s", run.output)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return startServeAt(tb, extra, nil, src)
 }
 
 // answer is one HTTP answer as these tests look at it.

@@ -50,6 +50,13 @@ func startServe(tb testing.TB) *serveRun {
 // CA.
 func startServeWith(tb testing.TB, extra vars, roots *x509.CertPool) *serveRun {
 	tb.Helper()
+	return startServeAt(tb, extra, roots, nil)
+}
+
+// startServeAt is startServeWith whose client, when src is not nil,
+// connects from the local address src (see startServeFrom).
+func startServeAt(tb testing.TB, extra vars, roots *x509.CertPool, src net.IP) *serveRun {
+	tb.Helper()
 	env := vars{"APP_ADDR": "127.0.0.1:" + itoa(freePort(tb)), "APP_DATA_DIR": tb.TempDir(), "APP_METRICS_ADDR": "off"}
 	for k, v := range extra {
 		env[k] = v
@@ -88,7 +95,11 @@ func startServeWith(tb testing.TB, extra vars, roots *x509.CertPool) *serveRun {
 			run.roots = devCAPool(tb, run.dataDir)
 		}
 		if run.client == nil && run.roots != nil {
-			run.client = run.newClient(tb, nil)
+			if src != nil {
+				run.client = clientFrom(tb, run.roots, src)
+			} else {
+				run.client = run.newClient(tb, nil)
+			}
 		}
 		if run.client != nil {
 			if resp, err := run.client.Get("https://" + run.addr + "/healthz"); err == nil {
