@@ -44,14 +44,10 @@ func (a *AdminUsers) Lock(ctx context.Context, userID string) error {
 	}
 	t := now()
 	return a.db.tx(ctx, func(q q) error {
-		n, err := q.exec(ctx, `UPDATE users SET locked_at = COALESCE(locked_at, ?), updated_at = ? WHERE id = ?`, t, t, userID)
-		if err != nil {
+		if err := q.execOne(ctx, `UPDATE users SET locked_at = COALESCE(locked_at, ?), updated_at = ? WHERE id = ?`, t, t, userID); err != nil {
 			return err
 		}
-		if n == 0 {
-			return ErrNotFound
-		}
-		_, err = q.exec(ctx, `DELETE FROM sessions WHERE user_id = ?`, userID)
+		_, err := q.exec(ctx, `DELETE FROM sessions WHERE user_id = ?`, userID)
 		return err
 	})
 }

@@ -123,12 +123,8 @@ func (r *APIKeyRepo) Create(ctx context.Context, in NewAPIKey) (CreatedAPIKey, e
 	}
 	var out CreatedAPIKey
 	err = r.db.tx(ctx, func(q q) error {
-		n, err := q.exec(ctx, `UPDATE users SET updated_at = updated_at WHERE id = ?`, r.owner)
-		if err != nil {
+		if err := q.execOne(ctx, `UPDATE users SET updated_at = updated_at WHERE id = ?`, r.owner); err != nil {
 			return err
-		}
-		if n == 0 {
-			return ErrNotFound
 		}
 		if err := checkQuota(ctx, q, `SELECT COUNT(*) FROM api_keys WHERE user_id = ?`, r.owner, r.db.quotas.APIKeysPerUser, "API keys"); err != nil {
 			return err
@@ -164,14 +160,7 @@ func (r *APIKeyRepo) Delete(ctx context.Context, id string) error {
 	if !ValidID(id) {
 		return ErrNotFound
 	}
-	n, err := r.db.q().exec(ctx, `DELETE FROM api_keys WHERE id = ? AND user_id = ?`, id, r.owner)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return r.db.q().execOne(ctx, `DELETE FROM api_keys WHERE id = ? AND user_id = ?`, id, r.owner)
 }
 
 // IsAPIKey reports whether token has the shape of an API key.

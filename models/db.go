@@ -472,6 +472,21 @@ func (q q) exec(ctx context.Context, query string, args ...any) (int64, error) {
 	return n, nil
 }
 
+// execOne runs a statement that must change exactly the rows it names (an
+// owner-scoped DELETE, a parent row locked for a quota) and answers
+// ErrNotFound when it changed none: an absent row and someone else's look
+// alike.
+func (q q) execOne(ctx context.Context, query string, args ...any) error {
+	n, err := q.exec(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
 // tx runs fn in a transaction, committing when fn returns nil and rolling
 // back otherwise (a panic rolls back too).
 func (db *DB) tx(ctx context.Context, fn func(q q) error) (err error) {

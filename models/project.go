@@ -53,12 +53,8 @@ func (r *ProjectRepo) Create(ctx context.Context, in ProjectInput) (Project, err
 	err = r.db.tx(ctx, func(q q) error {
 		// Lock the owner's row: concurrent creates for one owner queue
 		// here, so the count below cannot go stale before the insert.
-		n, err := q.exec(ctx, `UPDATE users SET updated_at = updated_at WHERE id = ?`, r.owner)
-		if err != nil {
+		if err := q.execOne(ctx, `UPDATE users SET updated_at = updated_at WHERE id = ?`, r.owner); err != nil {
 			return err
-		}
-		if n == 0 {
-			return ErrNotFound
 		}
 		limit := r.db.quotas.ProjectsPerUser
 		if err := checkQuota(ctx, q, `SELECT COUNT(*) FROM projects WHERE owner_id = ?`, r.owner, limit, "projects"); err != nil {
@@ -121,12 +117,5 @@ func (r *ProjectRepo) Delete(ctx context.Context, id string) error {
 	if !ValidID(id) {
 		return ErrNotFound
 	}
-	n, err := r.db.q().exec(ctx, `DELETE FROM projects WHERE id = ? AND owner_id = ?`, id, r.owner)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return r.db.q().execOne(ctx, `DELETE FROM projects WHERE id = ? AND owner_id = ?`, id, r.owner)
 }

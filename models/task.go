@@ -63,12 +63,8 @@ func (r *TaskRepo) Create(ctx context.Context, projectID string, in TaskInput) (
 	t := now()
 	var task Task
 	err = r.db.tx(ctx, func(q q) error {
-		n, err := q.exec(ctx, `UPDATE projects SET updated_at = updated_at WHERE id = ? AND owner_id = ?`, projectID, r.owner)
-		if err != nil {
+		if err := q.execOne(ctx, `UPDATE projects SET updated_at = updated_at WHERE id = ? AND owner_id = ?`, projectID, r.owner); err != nil {
 			return err
-		}
-		if n == 0 {
-			return ErrNotFound
 		}
 		limit := r.db.quotas.TasksPerProject
 		if err := checkQuota(ctx, q, `SELECT COUNT(*) FROM tasks WHERE project_id = ?`, projectID, limit, "tasks in this project"); err != nil {
@@ -166,16 +162,9 @@ func (r *TaskRepo) Delete(ctx context.Context, projectID, taskID string) error {
 	if !ValidID(projectID) || !ValidID(taskID) {
 		return ErrNotFound
 	}
-	n, err := r.db.q().exec(ctx, `
+	return r.db.q().execOne(ctx, `
 		DELETE FROM tasks
 		WHERE id = ? AND project_id = ?
 		  AND EXISTS (SELECT 1 FROM projects p WHERE p.id = tasks.project_id AND p.owner_id = ?)`,
 		taskID, projectID, r.owner)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return ErrNotFound
-	}
-	return nil
 }
