@@ -21,6 +21,14 @@ type kit struct {
 	dec     decoder
 	val     validate
 	cursors *models.CursorCodec
+	changes models.ChangeSink // nil: nobody listens
+}
+
+// changed publishes a committed write to the change sink, if there is one.
+func (k kit) changed(c echo.Context, ch models.Change) {
+	if k.changes != nil {
+		k.changes.Changed(c.Request().Context(), ch)
+	}
 }
 
 // readBody decodes the JSON body into req (strictly, see decoder) and

@@ -43,6 +43,9 @@ type Deps struct {
 	// Auditor records the audit trail (models.AuditWriter); nil turns
 	// auditing off (benchmarks measure what it costs).
 	Auditor middleware.Auditor
+	// Changes receives the writes resource handlers commit (webhook
+	// deliveries subscribe to task changes); nil: nobody listens.
+	Changes models.ChangeSink
 }
 
 // defaults fills the zero fields of d.
@@ -116,7 +119,7 @@ func newEcho(d Deps, listener string) (*echo.Echo, []route, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	k := kit{dec: decoder{limit: d.BodyLimit}, val: val, cursors: d.Cursors}
+	k := kit{dec: decoder{limit: d.BodyLimit}, val: val, cursors: d.Cursors, changes: d.Changes}
 	reports, err := newReportHandlers(d.DB)
 	if err != nil {
 		return nil, nil, err

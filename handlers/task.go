@@ -81,6 +81,21 @@ func (r updateTaskRequest) toModel() (models.TaskPatch, error) {
 	return models.TaskPatch{Title: r.Title, Done: r.Done, SetDueDate: r.DueDate.Set, DueDate: due}, err
 }
 
+// fields lists the JSON names of the fields the request set.
+func (r updateTaskRequest) fields() []string {
+	var f []string
+	if r.Title != nil {
+		f = append(f, "title")
+	}
+	if r.Done != nil {
+		f = append(f, "done")
+	}
+	if r.DueDate.Set {
+		f = append(f, "due_date")
+	}
+	return f
+}
+
 // nullDate converts a date field: absent or null is no date.
 func nullDate(field string, n nullable[string]) (models.NullDate, error) {
 	if !n.Set || n.Null {
@@ -107,8 +122,11 @@ func (h *taskHandlers) create(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	resp := taskFromModel(t)
+	h.changed(c, models.Change{Resource: "task", Action: models.ChangeCreated,
+		OwnerID: middleware.PrincipalOf(c).UserID, ParentID: t.ProjectID, ID: t.ID, Object: resp})
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/projects/"+t.ProjectID+"/tasks/"+t.ID)
-	return c.JSON(http.StatusCreated, taskFromModel(t))
+	return c.JSON(http.StatusCreated, resp)
 }
 
 func (h *taskHandlers) createDoc() routeDoc {
@@ -159,7 +177,10 @@ func (h *taskHandlers) update(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, taskFromModel(t))
+	resp := taskFromModel(t)
+	h.changed(c, models.Change{Resource: "task", Action: models.ChangeUpdated,
+		OwnerID: middleware.PrincipalOf(c).UserID, ParentID: t.ProjectID, ID: t.ID, Fields: req.fields(), Object: resp})
+	return c.JSON(http.StatusOK, resp)
 }
 
 func (h *taskHandlers) updateDoc() routeDoc {
@@ -171,6 +192,8 @@ func (h *taskHandlers) delete(c echo.Context) error {
 	if err := h.repo(c).Delete(c.Request().Context(), c.Param("id"), c.Param("task_id")); err != nil {
 		return err
 	}
+	h.changed(c, models.Change{Resource: "task", Action: models.ChangeDeleted,
+		OwnerID: middleware.PrincipalOf(c).UserID, ParentID: c.Param("id"), ID: c.Param("task_id")})
 	return c.NoContent(http.StatusNoContent)
 }
 
