@@ -28,6 +28,7 @@ const (
 	KindRateLimited                  // a rate limit is exhausted; retry later (429)
 	KindQuotaExceeded                // a resource quota is full; retrying will not help (429)
 	KindUnavailable                  // a dependency is down; retry later (503)
+	KindUpstream                     // a third party we called failed or answered unusably (502)
 )
 
 var kindNames = map[Kind]string{
@@ -44,6 +45,7 @@ var kindNames = map[Kind]string{
 	KindRateLimited:      "rate limited",
 	KindQuotaExceeded:    "quota exceeded",
 	KindUnavailable:      "unavailable",
+	KindUpstream:         "upstream failed",
 }
 
 // String names the kind.
