@@ -213,7 +213,8 @@ func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 				t.Fatal(err)
 			}
 			logs := &logBuffer{}
-			e, err := New(Deps{DB: api.db, Accounts: api.accounts, Cursors: cursors, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+			e, err := New(Deps{DB: api.db, Accounts: api.accounts, Cursors: cursors, Logger: slog.New(slog.NewJSONHandler(logs, nil)),
+				Webhooks: api.webhooks})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -55,6 +55,9 @@ type testAPI struct {
 	// audit is the audit writer of the API (Deps.Auditor unless a test
 	// replaced it).
 	audit *models.AuditWriter
+	// webhooks are the webhook parts of the API's Deps (its dispatcher
+	// sends queued deliveries when a test runs it).
+	webhooks WebhookDeps
 	// doc is the API document, loaded by document on first use; every
 	// response to a route of the table is checked against it.
 	doc     *openapi3.T
@@ -136,6 +139,10 @@ func newTestAPIWith(tb testing.TB, db *models.DB, configure func(*Deps)) *testAP
 		Limits:  generousLimits(),
 		Auditor: audit,
 	}
+	// Webhooks go to the shared test receiver through the test DNS; the
+	// webhook tests configure their own.
+	deps.Webhooks = webhookDeps(tb, db, defaultHooks(tb).options(false), models.WebhookConfig{})
+	deps.Changes = deps.Webhooks.Dispatcher
 	if configure != nil {
 		configure(&deps)
 	}
@@ -155,7 +162,8 @@ func newTestAPIWith(tb testing.TB, db *models.DB, configure func(*Deps)) *testAP
 			}
 		}
 	}
-	return &testAPI{e: e, routes: routes, svc: svc, svcRoutes: svcRoutes, db: db, accounts: accounts, hasher: hasher, logs: logs, literals: literals, audit: audit}
+	return &testAPI{e: e, routes: routes, svc: svc, svcRoutes: svcRoutes, db: db, accounts: accounts, hasher: hasher, logs: logs, literals: literals, audit: audit,
+		webhooks: deps.Webhooks}
 }
 
 // next returns a number unique within this API, for unique e-mails and names.

@@ -375,7 +375,11 @@ func (b *docBuilder) schemaOf(t reflect.Type, request bool, where string) map[st
 				b.errs = append(b.errs, fmt.Errorf("%s: field %s: %w", where, name, err))
 			}
 			props[name] = s
-			if slices.Contains(rules, "required") || !request {
+			// An answer always has its members, but those marked
+			// omitempty (a secret shown only once).
+			_, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+			omitted := slices.Contains(strings.Split(opts, ","), "omitempty")
+			if slices.Contains(rules, "required") || (!request && !omitted) {
 				required = append(required, name)
 			}
 		}

@@ -59,6 +59,7 @@ var kindStatus = map[models.Kind]int{
 	models.KindRateLimited:      http.StatusTooManyRequests,
 	models.KindQuotaExceeded:    http.StatusTooManyRequests,
 	models.KindUnavailable:      http.StatusServiceUnavailable,
+	models.KindUpstream:         http.StatusBadGateway,
 }
 
 // defaultDetail is the client text for a status when the error carries none.
@@ -77,6 +78,7 @@ var defaultDetail = map[int]string{
 	http.StatusGatewayTimeout:        "The request took too long.",
 	http.StatusInternalServerError:   "An internal error occurred. Quote the request ID when reporting it.",
 	http.StatusServiceUnavailable:    "The service is temporarily unavailable; retry later.",
+	http.StatusBadGateway:            "A service this request depends on failed.",
 }
 
 // ErrorHandler returns the one echo error handler: it writes every error as

@@ -90,7 +90,7 @@ func TestPanicIsA500Problem(t *testing.T) {
 			t.Fatal(err)
 		}
 		e, err := New(Deps{DB: api.db, Accounts: api.accounts, Cursors: cursors,
-			Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+			Logger: slog.New(slog.NewJSONHandler(logs, nil)), Webhooks: api.webhooks})
 		if err != nil {
 			t.Fatal(err)
 		}

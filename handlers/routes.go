@@ -124,6 +124,7 @@ func (s *server) routes() []route {
 	admin := middleware.Admin()
 	service := middleware.Service()
 	a, k, p, t, rep, adm, m, svc := s.accounts, s.apiKeys, s.projects, s.tasks, s.reports, s.admin, s.meta, s.service
+	wh := s.webhooks
 	return []route{
 		{method: http.MethodGet, path: "/", policy: pub, handler: m.index, doc: m.indexDoc()},
 		{method: http.MethodGet, path: "/healthz", policy: pub, handler: m.healthz, doc: m.healthzDoc()},
@@ -153,6 +154,13 @@ func (s *server) routes() []route {
 		{method: http.MethodGet, path: "/v1/projects/:id/tasks/:task_id", policy: read, handler: t.get, doc: t.getDoc()},
 		{method: http.MethodPatch, path: "/v1/projects/:id/tasks/:task_id", policy: write, handler: t.update, body: 4 << 10, doc: t.updateDoc()},
 		{method: http.MethodDelete, path: "/v1/projects/:id/tasks/:task_id", policy: write, handler: t.delete, doc: t.deleteDoc()},
+
+		// Outbound calls: the URL is checked against SSRF here and again
+		// when each delivery connects.
+		{method: http.MethodPut, path: "/v1/projects/:id/webhook", policy: write, handler: wh.put, body: 4 << 10, doc: wh.putDoc()},
+		{method: http.MethodDelete, path: "/v1/projects/:id/webhook", policy: write, handler: wh.delete, doc: wh.deleteDoc()},
+		{method: http.MethodPost, path: "/v1/projects/:id/webhook/test", policy: write, handler: wh.test, doc: wh.testDoc()},
+		{method: http.MethodGet, path: "/v1/projects/:id/webhook/deliveries", policy: read, handler: wh.attempts, query: paged, doc: wh.attemptsDoc()},
 
 		{method: http.MethodGet, path: "/v1/admin/users", policy: admin, handler: adm.listUsers, query: paged, doc: adm.listUsersDoc()},
 		{method: http.MethodPost, path: "/v1/admin/users/:id/lock", policy: admin, handler: adm.lock, doc: adm.lockDoc()},

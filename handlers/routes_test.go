@@ -77,6 +77,13 @@ var routeBodies = map[string]bodyCase{
 		valid:   func(*fixture) string { return `{"title":"Write the tests","done":false,"due_date":"2030-01-31"}` },
 		invalid: `{"title":"","due_date":"2030-02-30"}`,
 	},
+	"PUT /v1/projects/:id/webhook": {
+		valid: func(fx *fixture) string {
+			// defaultHooksEnv is set up by every test API.
+			return fmt.Sprintf(`{"url":%q}`, defaultHooksEnv.receiver.url(hookHost, "/conformance"))
+		},
+		invalid: `{"url":"http://hooks.example.test/plain-http"}`,
+	},
 	"PATCH /v1/projects/:id/tasks/:task_id": {
 		valid:   func(*fixture) string { return `{"done":true,"due_date":null}` },
 		invalid: `{"title":""}`,
@@ -86,9 +93,10 @@ var routeBodies = map[string]bodyCase{
 // routesWithoutBody are the write routes that read no body. Every POST,
 // PUT and PATCH route is either here or in routeBodies.
 var routesWithoutBody = map[string]bool{
-	"POST /v1/auth/logout":            true,
-	"POST /v1/admin/users/:id/lock":   true,
-	"POST /v1/admin/users/:id/unlock": true,
+	"POST /v1/auth/logout":               true,
+	"POST /v1/projects/:id/webhook/test": true,
+	"POST /v1/admin/users/:id/lock":      true,
+	"POST /v1/admin/users/:id/unlock":    true,
 }
 
 // fixture is the cast of the conformance test.
@@ -189,6 +197,13 @@ func (fx *fixture) params(t testing.TB, r route) map[string]string {
 	switch {
 	case len(names) == 0:
 		return nil
+	case strings.HasPrefix(r.path, "/v1/projects/:id/webhook"):
+		// A project whose webhook is set, to the shared test receiver.
+		p, _ := fx.ownerObjects(t)
+		rec := fx.api.call(t, http.MethodPut, "/v1/projects/"+p+"/webhook", fx.owner.Token,
+			fx.validBody(route{method: http.MethodPut, path: "/v1/projects/:id/webhook"}))
+		checkStatus(t, rec, http.StatusOK, "set the project's webhook")
+		return map[string]string{"id": p}
 	case strings.HasPrefix(r.path, "/v1/projects/:id"):
 		p, task := fx.ownerObjects(t)
 		return map[string]string{"id": p, "task_id": task}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rampart-go/rampart/middleware"
 	"github.com/rampart-go/rampart/models"
+	"github.com/rampart-go/rampart/models/outbound"
 )
 
 // Deps are the dependencies of the HTTP layer, built by the app package.
@@ -46,6 +47,32 @@ type Deps struct {
 	// Changes receives the writes resource handlers commit (webhook
 	// deliveries subscribe to task changes); nil: nobody listens.
 	Changes models.ChangeSink
+	// Webhooks are the parts of project webhooks (required).
+	Webhooks WebhookDeps
+}
+
+// WebhookDeps are what the webhook endpoints use: the sealer of signing
+// secrets, the one outbound client (URL checks at registration), and the
+// dispatcher (test pings).
+type WebhookDeps struct {
+	Sealer     *models.Sealer
+	Client     *outbound.Client
+	Dispatcher *models.WebhookDispatcher
+}
+
+// NewWebhookDeps builds the webhook parts over db: secrets sealed under
+// keys, one outbound client with options o, and a dispatcher with cfg (its
+// Run sends the deliveries).
+func NewWebhookDeps(db *models.DB, keys *models.KeyRing, o outbound.Options, cfg models.WebhookConfig) (WebhookDeps, error) {
+	sealer, err := models.NewSealer(keys)
+	if err != nil {
+		return WebhookDeps{}, err
+	}
+	client, err := outbound.New(o)
+	if err != nil {
+		return WebhookDeps{}, err
+	}
+	return WebhookDeps{Sealer: sealer, Client: client, Dispatcher: models.NewWebhookDispatcher(db, sealer, client, cfg)}, nil
 }
 
 // defaults fills the zero fields of d.
@@ -78,6 +105,7 @@ type server struct {
 	apiKeys  *apiKeyHandlers
 	projects *projectHandlers
 	tasks    *taskHandlers
+	webhooks *webhookHandlers
 	reports  *reportHandlers
 	admin    *adminHandlers
 	meta     *metaHandlers
@@ -112,6 +140,9 @@ func newEcho(d Deps, listener string) (*echo.Echo, []route, error) {
 	if d.DB == nil || d.Accounts == nil || d.Cursors == nil || d.Logger == nil {
 		return nil, nil, errors.New("handlers: DB, Accounts, Cursors and Logger are required")
 	}
+	if d.Webhooks.Sealer == nil || d.Webhooks.Client == nil || d.Webhooks.Dispatcher == nil {
+		return nil, nil, errors.New("handlers: Webhooks (Sealer, Client, Dispatcher) are required")
+	}
 	if err := d.defaults(); err != nil {
 		return nil, nil, err
 	}
@@ -130,10 +161,12 @@ func newEcho(d Deps, listener string) (*echo.Echo, []route, error) {
 		apiKeys:  &apiKeyHandlers{kit: k, db: d.DB, limits: d.Limits},
 		projects: &projectHandlers{kit: k, db: d.DB},
 		tasks:    &taskHandlers{kit: k, db: d.DB},
-		reports:  reports,
-		admin:    &adminHandlers{kit: k, db: d.DB, rl: d.RateLimiter},
-		meta:     &metaHandlers{db: d.DB},
-		service:  &serviceHandlers{db: d.DB},
+		webhooks: &webhookHandlers{kit: k, db: d.DB, sealer: d.Webhooks.Sealer, client: d.Webhooks.Client,
+			dispatcher: d.Webhooks.Dispatcher},
+		reports: reports,
+		admin:   &adminHandlers{kit: k, db: d.DB, rl: d.RateLimiter},
+		meta:    &metaHandlers{db: d.DB},
+		service: &serviceHandlers{db: d.DB},
 	}
 
 	e := echo.New()
