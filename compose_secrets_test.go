@@ -146,7 +146,7 @@ func TestComposeSecretsScript(t *testing.T) {
 		}
 	}
 
-	for _, name := range []string{"cursor_key", "alert_webhook_key"} {
+	for _, name := range []string{"cursor_key", "webhook_key", "alert_webhook_key"} {
 		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(files[name])))
 		if err != nil || len(key) < 32 || bytes.Count(key, key[:1]) == len(key) {
 			t.Errorf("%s is not base64 of 32 random bytes", name)
@@ -157,8 +157,9 @@ func TestComposeSecretsScript(t *testing.T) {
 	} else if _, err := hex.DecodeString(pw); err != nil {
 		t.Errorf("database_password is not hex (it must be safe in a URL): %v", err)
 	}
-	if bytes.Equal(files["cursor_key"], files["alert_webhook_key"]) {
-		t.Error("cursor_key and alert_webhook_key are the same key")
+	if bytes.Equal(files["cursor_key"], files["alert_webhook_key"]) || bytes.Equal(files["cursor_key"], files["webhook_key"]) ||
+		bytes.Equal(files["webhook_key"], files["alert_webhook_key"]) {
+		t.Error("two of the app's keys are the same key")
 	}
 
 	ca := parseCert(t, filepath.Join(dir, "ca.pem"))

@@ -450,7 +450,7 @@ func TestComposeSecretsAreFiles(t *testing.T) {
 		appSecrets[ref.Source] = true
 	}
 	// The secrets the app reads by name from APP_SECRETS=file:/run/secrets.
-	for _, want := range []string{"cursor_key", "database_password"} {
+	for _, want := range []string{"cursor_key", "webhook_key", "database_password"} {
 		if !appSecrets[want] {
 			t.Errorf("app does not mount the secret %s", want)
 		}

@@ -31,6 +31,7 @@ import (
 	"github.com/rampart-go/rampart/migrations"
 	"github.com/rampart-go/rampart/models"
 	"github.com/rampart-go/rampart/models/dbtest"
+	"github.com/rampart-go/rampart/models/outbound"
 )
 
 const e2ePassword = "correct horse battery staple"
@@ -135,8 +136,16 @@ func newInstance(tb testing.TB, u models.DatabaseURL, client redis.UniversalClie
 	if err != nil {
 		tb.Fatal(err)
 	}
+	ring, err := models.NewKeyRing(key, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	webhooks, err := handlers.NewWebhookDeps(db, ring, outbound.Options{}, models.WebhookConfig{})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	e, err := handlers.New(handlers.Deps{DB: db, Accounts: accounts, Cursors: cursors, Logger: log,
-		Version: "test", RateLimiter: rl, Limits: limits})
+		Version: "test", RateLimiter: rl, Limits: limits, Webhooks: webhooks})
 	if err != nil {
 		tb.Fatal(err)
 	}

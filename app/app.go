@@ -1,6 +1,8 @@
 package app
 
 import (
+	"github.com/rampart-go/rampart/models/outbound"
+
 	"context"
 	"errors"
 	"flag"
@@ -17,6 +19,12 @@ type Env struct {
 	Stdout io.Writer
 	Stderr io.Writer
 	Getenv func(string) string
+
+	// outbound, when set, adjusts the outbound client's options. Tests
+	// only (it is unexported: nothing outside this package, and no
+	// configuration, can set it): a receiver on 127.0.0.1 is admitted
+	// this way and no other.
+	outbound func(*outbound.Options)
 }
 
 // Version is the build's version, set with -ldflags "-X ...app.Version=v1.2.3".

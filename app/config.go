@@ -60,6 +60,10 @@ type Config struct {
 	RequestTimeout    time.Duration     // APP_REQUEST_TIMEOUT: per-request deadline
 	ReportConcurrency int               // APP_REPORT_CONCURRENCY: report pages per user at once
 
+	WebhookPorts       []int         // APP_WEBHOOK_PORTS: destination ports webhook URLs may use
+	WebhookTimeout     time.Duration // APP_WEBHOOK_TIMEOUT: one delivery attempt, connect to last byte
+	WebhookMaxAttempts int           // APP_WEBHOOK_MAX_ATTEMPTS: attempts per delivery before it fails
+
 	Anomaly middleware.AnomalyConfig // APP_ANOMALY_*, APP_GEOIP_DB, APP_ALERT_WEBHOOK_URL: anomaly detection
 }
 
@@ -103,6 +107,9 @@ var Variables = []struct{ Name, Default, Meaning string }{
 	{"APP_ARGON2_CONCURRENCY", "cores − 1", "password hashes running at once at most (each keeps a core busy); default GOMAXPROCS − 1, at least 1"},
 	{"APP_REQUEST_TIMEOUT", "10s", "deadline of every request"},
 	{"APP_REPORT_CONCURRENCY", "2", "HTML report pages one user may render at once"},
+	{"APP_WEBHOOK_PORTS", "443", "comma-separated destination ports a project webhook URL may use (https only, public addresses only)"},
+	{"APP_WEBHOOK_TIMEOUT", "5s", "time limit of one webhook delivery attempt, connection to last byte (1s to 30s, below APP_REQUEST_TIMEOUT; default 5s or half of it, whichever is shorter)"},
+	{"APP_WEBHOOK_MAX_ATTEMPTS", "6", "attempts per webhook delivery (with backoff from 30s to 1h) before it is marked failed (1 to 20)"},
 	{"APP_ANOMALY_SCRAPE_OBJECTS", "100", "scraping alert: one principal reads more than this many distinct objects within APP_ANOMALY_SCRAPE_WINDOW (off to disable)"},
 	{"APP_ANOMALY_SCRAPE_WINDOW", "1m", "the scraping window, from the principal's first read"},
 	{"APP_ANOMALY_KEY_SPIKE_FACTOR", "5", "API-key spike alert: a key's requests in one bucket exceed this many times the mean of its previous buckets (off to disable)"},
@@ -298,6 +305,14 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	cfg.Argon2Concurrency = positive("APP_ARGON2_CONCURRENCY", models.DefaultArgon2Concurrency(), 1024)
 	cfg.RequestTimeout = duration(get, bad, "APP_REQUEST_TIMEOUT", 10*time.Second, time.Second, 5*time.Minute)
 	cfg.ReportConcurrency = positive("APP_REPORT_CONCURRENCY", 2, 100)
+	cfg.WebhookPorts = portList(get, bad, "APP_WEBHOOK_PORTS", []int{443})
+	// By default half the request deadline, at most 5 s: a test delivery
+	// runs inside a request.
+	cfg.WebhookTimeout = duration(get, bad, "APP_WEBHOOK_TIMEOUT", min(5*time.Second, cfg.RequestTimeout/2), time.Second, 30*time.Second)
+	if get("APP_WEBHOOK_TIMEOUT", "") != "" && cfg.WebhookTimeout >= cfg.RequestTimeout {
+		bad("APP_WEBHOOK_TIMEOUT", "must be shorter than APP_REQUEST_TIMEOUT (a test delivery runs inside a request)")
+	}
+	cfg.WebhookMaxAttempts = positive("APP_WEBHOOK_MAX_ATTEMPTS", 6, 20)
 	cfg.Anomaly = loadAnomalyConfig(get, bad)
 
 	if cfg.Env == EnvProduction && len(problems) == 0 {
@@ -307,6 +322,25 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return cfg, &ConfigError{Problems: problems}
 	}
 	return cfg, nil
+}
+
+// portList reads name as comma-separated TCP ports (1 to 65535); unset is
+// def.
+func portList(get func(string, string) string, bad func(string, string), name string, def []int) []int {
+	v := get(name, "")
+	if v == "" {
+		return def
+	}
+	var ports []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 65535 {
+			bad(name, "must be a comma-separated list of ports from 1 to 65535")
+			return def
+		}
+		ports = append(ports, n)
+	}
+	return ports
 }
 
 // wholeVar reads name as a whole number from 1 to max; unset is def, and
@@ -518,7 +552,18 @@ func (c Config) Redacted() []string {
 		"APP_ARGON2_CONCURRENCY=" + strconv.Itoa(c.Argon2Concurrency),
 		"APP_REQUEST_TIMEOUT=" + c.RequestTimeout.String(),
 		"APP_REPORT_CONCURRENCY=" + strconv.Itoa(c.ReportConcurrency),
+		"APP_WEBHOOK_PORTS=" + joinInts(c.WebhookPorts),
+		"APP_WEBHOOK_TIMEOUT=" + c.WebhookTimeout.String(),
+		"APP_WEBHOOK_MAX_ATTEMPTS=" + strconv.Itoa(c.WebhookMaxAttempts),
 	}, anomalyRedacted(c.Anomaly)...)
+}
+
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
 }
 
 // The printed forms of a Config are its Redacted lines: the database and

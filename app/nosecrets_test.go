@@ -12,10 +12,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +26,7 @@ import (
 
 	"github.com/rampart-go/rampart/models"
 	"github.com/rampart-go/rampart/models/dbtest"
+	"github.com/rampart-go/rampart/models/outbound"
 )
 
 // TestNoSecretsInLogsOrAudit drives every endpoint of the API, on the
@@ -149,6 +152,23 @@ func testNoSecrets(t *testing.T, d models.Dialect) {
 	_, _ = rand.Read(key)
 	secrets.add(base64.StdEncoding.EncodeToString(key), base64.RawURLEncoding.EncodeToString(key))
 	v["APP_SECRET_CURSOR_KEY"] = base64.StdEncoding.EncodeToString(key)
+	// The key that seals webhook secrets.
+	sealKey := make([]byte, 32)
+	_, _ = rand.Read(sealKey)
+	secrets.add(base64.StdEncoding.EncodeToString(sealKey), base64.RawURLEncoding.EncodeToString(sealKey))
+	v["APP_SECRET_WEBHOOK_KEY"] = base64.StdEncoding.EncodeToString(sealKey)
+
+	// A webhook receiver on 127.0.0.1, admitted by the test-only hook of
+	// Env (nothing in the configuration can admit it).
+	receiver := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer receiver.Close()
+	receiverURL, _ := url.Parse(receiver.URL)
+	receiverPort, _ := strconv.Atoi(receiverURL.Port())
+	receiverRoots := x509.NewCertPool()
+	receiverRoots.AddCert(receiver.Certificate())
 
 	// The service listener: build makes it with a pinned client CA (it is
 	// never bound here; requests go to its handler).
@@ -196,7 +216,12 @@ func testNoSecrets(t *testing.T, d models.Dialect) {
 	log.Debug("configuration", "config", cfg, "database", cfg.Database)
 	buildCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srvs, cleanup, err := build(buildCtx, cfg, Env{Getenv: v.get, Stdout: io.Discard, Stderr: io.Discard}, log)
+	env := Env{Getenv: v.get, Stdout: io.Discard, Stderr: io.Discard, outbound: func(o *outbound.Options) {
+		o.AllowPrefixes = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+		o.Ports = append(o.Ports, receiverPort)
+		o.RootCAs = receiverRoots
+	}}
+	srvs, cleanup, err := build(buildCtx, cfg, env, log)
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}
@@ -275,6 +300,19 @@ func testNoSecrets(t *testing.T, d models.Dialect) {
 	api.do(pub, http.MethodGet, p+"/tasks/"+task.ID, "", http.StatusOK, bearer(apiKey))
 	api.do(pub, http.MethodPatch, p+"/tasks/"+task.ID, `{"done":true}`, http.StatusOK, bearer(apiKey))
 	api.do(pub, http.MethodDelete, p+"/tasks/"+task.ID, "", http.StatusNoContent, bearer(apiKey))
+	// A webhook whose URL carries a token, its signing secret (shown
+	// once), a test delivery and the delivery log.
+	hookToken := secrets.add("Hook-Query-Secret-" + randomToken("")[:12])
+	var hook struct{ Secret string }
+	decodeInto(t, api.do(pub, http.MethodPut, p+"/webhook", `{"url":`+jsonString(receiver.URL+"/hook?token="+hookToken)+`}`,
+		http.StatusOK, bearer(apiKey)), &hook)
+	if hook.Secret == "" {
+		t.Fatal("the webhook's first PUT showed no secret")
+	}
+	secrets.add(hook.Secret)
+	api.do(pub, http.MethodPost, p+"/webhook/test", "", http.StatusOK, bearer(apiKey))
+	api.do(pub, http.MethodGet, p+"/webhook/deliveries", "", http.StatusOK, bearer(apiKey))
+	api.do(pub, http.MethodDelete, p+"/webhook", "", http.StatusNoContent, bearer(apiKey))
 	api.do(pub, http.MethodDelete, p, "", http.StatusNoContent, bearer(session))
 
 	// Changing the password: a wrong current one, then the right one.

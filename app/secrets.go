@@ -25,6 +25,7 @@ import (
 // bytes; database_password is a password.
 const (
 	cursorKeyName        = "cursor_key"        // signs pagination cursors
+	webhookKeyName       = "webhook_key"       // seals webhook signing secrets in the database
 	databasePasswordName = "database_password" // PostgreSQL password, overrides APP_DATABASE_URL's
 )
 

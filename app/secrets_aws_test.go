@@ -385,6 +385,7 @@ func cursorWith(t *testing.T, key []byte, scope string, after int64) string {
 func TestProductionRefusesDefaultSecrets(t *testing.T) {
 	k := startKumo(t)
 	goodKey := b64(randomKey(t, 32))
+	sealKey := b64(randomKey(t, 32))
 	// The webhook key is read after the certificate and the database are
 	// opened: those must be usable in production.
 	certFile, keyFile := newTestCA(t).issue(t, t.TempDir())
@@ -405,13 +406,17 @@ func TestProductionRefusesDefaultSecrets(t *testing.T) {
 			[]string{"cursor_key", "at least 32 random bytes"}},
 		{"no cursor key", map[string]string{alertWebhookKeyName: goodKey}, nil,
 			[]string{"cursor_key", "missing"}},
-		{"a placeholder database password", map[string]string{cursorKeyName: goodKey, databasePasswordName: "changeme"},
+		{"a placeholder webhook key", map[string]string{cursorKeyName: goodKey, webhookKeyName: "change-me"}, nil,
+			[]string{"webhook_key", "known default or placeholder"}},
+		{"no webhook key", map[string]string{cursorKeyName: goodKey}, nil,
+			[]string{"webhook_key", "missing"}},
+		{"a placeholder database password", map[string]string{cursorKeyName: goodKey, webhookKeyName: sealKey, databasePasswordName: "changeme"},
 			vars{"APP_DATABASE_URL": "postgres://rampart@127.0.0.1:1/rampart?sslmode=disable"},
 			[]string{"database_password", "known default or placeholder"}},
-		{"a short database password", map[string]string{cursorKeyName: goodKey, databasePasswordName: "Xy7!kQ2"},
+		{"a short database password", map[string]string{cursorKeyName: goodKey, webhookKeyName: sealKey, databasePasswordName: "Xy7!kQ2"},
 			vars{"APP_DATABASE_URL": "postgres://rampart@127.0.0.1:1/rampart?sslmode=disable"},
 			[]string{"database_password", "shorter than 16"}},
-		{"a placeholder alert webhook key", map[string]string{cursorKeyName: goodKey, alertWebhookKeyName: "your-secret-here"},
+		{"a placeholder alert webhook key", map[string]string{cursorKeyName: goodKey, webhookKeyName: sealKey, alertWebhookKeyName: "your-secret-here"},
 			webhookVars, []string{"alert_webhook_key", "known default or placeholder"}},
 	}
 	for _, tt := range tests {

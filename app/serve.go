@@ -20,6 +20,7 @@ import (
 	"github.com/rampart-go/rampart/handlers"
 	"github.com/rampart-go/rampart/middleware"
 	"github.com/rampart-go/rampart/models"
+	"github.com/rampart-go/rampart/models/outbound"
 )
 
 // Server timeouts (SECURITY-BASELINE §7): the header timeout defeats
@@ -144,6 +145,10 @@ func build(ctx context.Context, cfg Config, env Env, log *slog.Logger) (*servers
 	if err != nil {
 		return nil, nil, err
 	}
+	webhookKeys, err := secrets.keyRing(ctx, webhookKeyName, models.KeyMinLength)
+	if err != nil {
+		return nil, nil, err
+	}
 	dbURL, err := secrets.database(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
@@ -225,6 +230,19 @@ func build(ctx context.Context, cfg Config, env Env, log *slog.Logger) (*servers
 			log.Error("anomaly detector: events still queued at exit were not analysed", "error", err.Error())
 		}
 	})
+	// The one outbound client: every server-side request to a
+	// user-supplied URL goes through it (SSRF checks at dial time, no
+	// redirects, time and size caps, a circuit per destination).
+	outboundOptions := outbound.Options{Ports: cfg.WebhookPorts, Timeout: cfg.WebhookTimeout}
+	if env.outbound != nil {
+		env.outbound(&outboundOptions)
+	}
+	webhookParts, err := handlers.NewWebhookDeps(db, webhookKeys, outboundOptions,
+		models.WebhookConfig{MaxAttempts: cfg.WebhookMaxAttempts, Logger: log})
+	if err != nil {
+		return fail(err)
+	}
+	webhooks := webhookParts.Dispatcher
 	deps := handlers.Deps{
 		DB: db, Accounts: accounts, Cursors: cursors, Logger: log, BodyLimit: cfg.BodyLimit, Version: Version,
 		CORS:              middleware.CORSConfig{AllowOrigins: cfg.CORSOrigins, AllowCredentials: cfg.CORSCredentials},
@@ -235,6 +253,8 @@ func build(ctx context.Context, cfg Config, env Env, log *slog.Logger) (*servers
 		RequestTimeout:    cfg.RequestTimeout,
 		ReportConcurrency: cfg.ReportConcurrency,
 		Auditor:           auditor.writer,
+		Changes:           webhooks,
+		Webhooks:          webhookParts,
 	}
 	public, err := handlers.New(deps)
 	if err != nil {
@@ -268,9 +288,23 @@ func build(ctx context.Context, cfg Config, env Env, log *slog.Logger) (*servers
 	}
 
 	auditor.system(models.ActionSysStartup, "version "+Version)
-	secrets.OnRotated(func(name string) { auditor.system(models.ActionSecretRotated, "secret "+name) })
 	purgeCtx, stopPurge := context.WithCancel(ctx)
+	secrets.OnRotated(func(name string) {
+		auditor.system(models.ActionSecretRotated, "secret "+name)
+		if name == webhookKeyName {
+			// Seal every webhook secret under the new key now, so that
+			// the next rotation does not leave any unreadable.
+			if n, err := webhooks.Reseal(purgeCtx); err != nil {
+				log.Error("webhook secrets not all sealed again after a rotation", "sealed", n, "error", err.Error())
+			}
+		}
+	})
 	go purgeSessions(purgeCtx, accounts, log)
+	// Webhook deliveries: sent until shutdown; the attempts in flight are
+	// finished and recorded before the database closes.
+	webhooksDone := make(chan struct{})
+	go func() { defer close(webhooksDone); webhooks.Run(purgeCtx) }()
+	closers = append(closers, func() { stopPurge(); <-webhooksDone })
 	// Secrets are read again every APP_SECRETS_REFRESH: rotations take
 	// effect without a restart.
 	go secrets.Run(purgeCtx)

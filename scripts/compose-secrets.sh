@@ -10,7 +10,8 @@
 # secrets/ is git-ignored (and .dockerignore keeps it out of the image);
 # nothing here is ever committed or baked into a layer. It holds:
 #
-#   cursor_key, alert_webhook_key   base64 of 32 random bytes (the app's keys)
+#   cursor_key, webhook_key,        base64 of 32 random bytes (the app's keys)
+#   alert_webhook_key
 #   database_password               48 hex digits; PostgreSQL's initial password
 #                                   for the rampart role, and the app's
 #   ca.pem                          a local CA for the compose services only
@@ -58,6 +59,7 @@ random_file() {
 }
 
 random_file cursor_key openssl rand -base64 32
+random_file webhook_key openssl rand -base64 32
 random_file alert_webhook_key openssl rand -base64 32
 # Hex: safe in a URL, a libpq keyword string and a shell, with 192 bits.
 random_file database_password openssl rand -hex 24
