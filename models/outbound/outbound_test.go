@@ -470,3 +470,58 @@ func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+// TestPost: the receiver gets the method, headers and body given, a
+// default User-Agent, and no Accept-Encoding (compression is off); the
+// Result holds the status and a latency; nothing of the URL's path or
+// query (which may hold a token) appears in an error.
+func TestPost(t *testing.T) {
+	type seen struct {
+		method, ua, encoding, sig, body string
+	}
+	got := make(chan seen, 1)
+	recv := newReceiver(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- seen{r.Method, r.Header.Get("User-Agent"), r.Header.Get("Accept-Encoding"), r.Header.Get("X-Signature"), string(b)}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	c := newClient(t, withAllow(optionsFor(recv)))
+	h := http.Header{"Content-Type": {"application/json"}, "X-Signature": {"t=1,v1=ab"}}
+	r := c.Post(context.Background(), recv.url("/hook"), h, []byte(`{"a":1}`))
+	if r.Class != "" || r.Err != nil || r.StatusCode != http.StatusAccepted || r.Latency <= 0 {
+		t.Fatalf("%+v", r)
+	}
+	s := <-got
+	if s.method != http.MethodPost || s.ua != outbound.DefaultUserAgent || s.encoding != "" || s.sig != "t=1,v1=ab" || s.body != `{"a":1}` {
+		t.Errorf("the receiver saw %+v", s)
+	}
+	h.Set("User-Agent", "custom/1")
+	c.Post(context.Background(), recv.url("/hook"), h, nil)
+	if s := <-got; s.ua != "custom/1" {
+		t.Errorf("User-Agent %q, want the caller's", s.ua)
+	}
+
+	// Errors never repeat the URL.
+	const token = "s3cr3t-t0ken"
+	failing := newReceiver(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusInternalServerError) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedPort := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	o := withAllow(optionsFor(failing))
+	o.Ports = append(o.Ports, closedPort)
+	c = newClient(t, o)
+	for _, u := range []string{
+		failing.url("/" + token + "?k=" + token),
+		"https://127.0.0.1:" + strconv.Itoa(closedPort) + "/" + token + "?k=" + token,
+		"https://127.0.0.2/" + token,
+		"http://example.com/" + token,
+	} {
+		r := c.Post(context.Background(), u, nil, nil)
+		if r.Err == nil || r.Class == "" || strings.Contains(r.Err.Error(), token) {
+			t.Errorf("%s: %+v", u, r)
+		}
+	}
+}
