@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -61,6 +62,9 @@ type Config struct {
 	ReportConcurrency int               // APP_REPORT_CONCURRENCY: report pages per user at once
 
 	Anomaly middleware.AnomalyConfig // APP_ANOMALY_*, APP_GEOIP_DB, APP_ALERT_WEBHOOK_URL: anomaly detection
+	// AlertWebhookAllow (APP_ALERT_WEBHOOK_ALLOW) are non-public ranges
+	// the alert webhook, and only it, may reach: an internal receiver.
+	AlertWebhookAllow []netip.Prefix
 }
 
 // Variables lists every configuration variable with its default and
@@ -114,7 +118,8 @@ var Variables = []struct{ Name, Default, Meaning string }{
 	{"APP_ANOMALY_STUFFING_ACCOUNTS", "10", "credential-stuffing alert: failed logins for this many distinct accounts from one address (IPv6: one /64) within APP_ANOMALY_STUFFING_WINDOW (off to disable)"},
 	{"APP_ANOMALY_STUFFING_WINDOW", "10m", "the credential-stuffing window, from the first failure"},
 	{"APP_GEOIP_DB", "(none)", "MaxMind-format GeoIP database file (e.g. GeoLite2-Country.mmdb); when set, a login from a country new to its account alerts"},
-	{"APP_ALERT_WEBHOOK_URL", "(none)", "https:// URL that receives each anomaly alert as a POST signed with the secret alert_webhook_key (X-Rampart-Signature)"},
+	{"APP_ALERT_WEBHOOK_URL", "(none)", "https:// URL that receives each anomaly alert as a POST signed with the secret alert_webhook_key (X-Rampart-Signature); its host must be public unless APP_ALERT_WEBHOOK_ALLOW admits it"},
+	{"APP_ALERT_WEBHOOK_ALLOW", "(none)", "comma-separated IPs or CIDR ranges of an internal alert receiver that the alert webhook (and nothing else) may reach although they are not public"},
 }
 
 // ConfigError lists every problem found in the configuration.
@@ -299,6 +304,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	cfg.RequestTimeout = duration(get, bad, "APP_REQUEST_TIMEOUT", 10*time.Second, time.Second, 5*time.Minute)
 	cfg.ReportConcurrency = positive("APP_REPORT_CONCURRENCY", 2, 100)
 	cfg.Anomaly = loadAnomalyConfig(get, bad)
+	cfg.AlertWebhookAllow = loadAlertWebhookAllow(get, bad, cfg.Anomaly.AlertWebhookURL)
 
 	if cfg.Env == EnvProduction && len(problems) == 0 {
 		problems = append(problems, cfg.productionProblems()...)
@@ -518,7 +524,7 @@ func (c Config) Redacted() []string {
 		"APP_ARGON2_CONCURRENCY=" + strconv.Itoa(c.Argon2Concurrency),
 		"APP_REQUEST_TIMEOUT=" + c.RequestTimeout.String(),
 		"APP_REPORT_CONCURRENCY=" + strconv.Itoa(c.ReportConcurrency),
-	}, anomalyRedacted(c.Anomaly)...)
+	}, anomalyRedacted(c.Anomaly, c.AlertWebhookAllow)...)
 }
 
 // The printed forms of a Config are its Redacted lines: the database and
