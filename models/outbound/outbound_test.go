@@ -2,10 +2,12 @@ package outbound_test
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -523,5 +525,27 @@ func TestPost(t *testing.T) {
 		if r.Err == nil || r.Class == "" || strings.Contains(r.Err.Error(), token) {
 			t.Errorf("%s: %+v", u, r)
 		}
+	}
+}
+
+// TestPostOverHTTP2: a receiver that speaks HTTP/2 is spoken to in
+// HTTP/2 through the guarded dialer (the custom TLS dial keeps ALPN).
+func TestPostOverHTTP2(t *testing.T) {
+	proto := make(chan int, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proto <- r.ProtoMajor
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	c := newClient(t, outbound.Options{RootCAs: pool, AllowPrefixes: loopback, Ports: []int{srv.Listener.Addr().(*net.TCPAddr).Port}})
+	if r := c.Post(context.Background(), srv.URL+"/hook", nil, []byte("{}")); r.Class != "" || r.StatusCode != http.StatusNoContent {
+		t.Fatalf("%+v", r)
+	}
+	if p := <-proto; p != 2 {
+		t.Errorf("HTTP/%d, want HTTP/2", p)
 	}
 }
