@@ -2,16 +2,15 @@ package app
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rampart-go/rampart/middleware"
 	"github.com/rampart-go/rampart/models"
+	"github.com/rampart-go/rampart/models/outbound"
 )
 
 // alertWebhookKeyName is the secret that signs alert webhooks.
@@ -44,7 +43,13 @@ func newAnomalyDetector(ctx context.Context, cfg Config, db *models.DB, redisCli
 			return nil, fmt.Errorf("APP_ALERT_WEBHOOK_URL needs the secret %s: %w", alertWebhookKeyName, err)
 		}
 		deps.WebhookKeys = keys
-		deps.HTTPClient = alertWebhookClient()
+		// The alert webhook's own outbound client: it admits the
+		// operator's APP_ALERT_WEBHOOK_ALLOW ranges, which user-registered
+		// webhooks must never reach.
+		deps.Outbound, err = outbound.New(middleware.AlertWebhookOptions(cfg.Anomaly.AlertWebhookURL, cfg.AlertWebhookAllow))
+		if err != nil {
+			return nil, fmt.Errorf("APP_ALERT_WEBHOOK_ALLOW: %w", err)
+		}
 	}
 	d, err := middleware.NewAnomalyDetector(cfg.Anomaly, deps)
 	if err != nil {
@@ -53,13 +58,4 @@ func newAnomalyDetector(ctx context.Context, cfg Config, db *models.DB, redisCli
 	log.InfoContext(ctx, "anomaly detection on", "rules", d.Enabled(), "shared_through_redis", d.Shared(),
 		"alert_webhook", redactWebhookURL(cfg.Anomaly.AlertWebhookURL))
 	return d, nil
-}
-
-// alertWebhookClient is the HTTPS client of the alert webhook: system
-// roots, TLS 1.2 at least, the environment's proxy settings. The detector
-// adds the 5 s deadline and refuses redirects.
-func alertWebhookClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	return &http.Client{Transport: t}
 }

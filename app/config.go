@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -65,6 +66,9 @@ type Config struct {
 	WebhookMaxAttempts int           // APP_WEBHOOK_MAX_ATTEMPTS: attempts per delivery before it fails
 
 	Anomaly middleware.AnomalyConfig // APP_ANOMALY_*, APP_GEOIP_DB, APP_ALERT_WEBHOOK_URL: anomaly detection
+	// AlertWebhookAllow (APP_ALERT_WEBHOOK_ALLOW) are non-public ranges
+	// the alert webhook, and only it, may reach: an internal receiver.
+	AlertWebhookAllow []netip.Prefix
 }
 
 // Variables lists every configuration variable with its default and
@@ -121,7 +125,8 @@ var Variables = []struct{ Name, Default, Meaning string }{
 	{"APP_ANOMALY_STUFFING_ACCOUNTS", "10", "credential-stuffing alert: failed logins for this many distinct accounts from one address (IPv6: one /64) within APP_ANOMALY_STUFFING_WINDOW (off to disable)"},
 	{"APP_ANOMALY_STUFFING_WINDOW", "10m", "the credential-stuffing window, from the first failure"},
 	{"APP_GEOIP_DB", "(none)", "MaxMind-format GeoIP database file (e.g. GeoLite2-Country.mmdb); when set, a login from a country new to its account alerts"},
-	{"APP_ALERT_WEBHOOK_URL", "(none)", "https:// URL that receives each anomaly alert as a POST signed with the secret alert_webhook_key (X-Rampart-Signature)"},
+	{"APP_ALERT_WEBHOOK_URL", "(none)", "https:// URL that receives each anomaly alert as a POST signed with the secret alert_webhook_key (X-Rampart-Signature); its host must be public unless APP_ALERT_WEBHOOK_ALLOW admits it"},
+	{"APP_ALERT_WEBHOOK_ALLOW", "(none)", "comma-separated IPs or CIDR ranges of an internal alert receiver that the alert webhook (and nothing else) may reach although they are not public"},
 }
 
 // ConfigError lists every problem found in the configuration.
@@ -314,6 +319,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	cfg.WebhookMaxAttempts = positive("APP_WEBHOOK_MAX_ATTEMPTS", 6, 20)
 	cfg.Anomaly = loadAnomalyConfig(get, bad)
+	cfg.AlertWebhookAllow = loadAlertWebhookAllow(get, bad, cfg.Anomaly.AlertWebhookURL)
 
 	if cfg.Env == EnvProduction && len(problems) == 0 {
 		problems = append(problems, cfg.productionProblems()...)
@@ -555,7 +561,7 @@ func (c Config) Redacted() []string {
 		"APP_WEBHOOK_PORTS=" + joinInts(c.WebhookPorts),
 		"APP_WEBHOOK_TIMEOUT=" + c.WebhookTimeout.String(),
 		"APP_WEBHOOK_MAX_ATTEMPTS=" + strconv.Itoa(c.WebhookMaxAttempts),
-	}, anomalyRedacted(c.Anomaly)...)
+	}, anomalyRedacted(c.Anomaly, c.AlertWebhookAllow)...)
 }
 
 func joinInts(ns []int) string {

@@ -2,12 +2,15 @@ package app
 
 import (
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rampart-go/rampart/middleware"
+	"github.com/rampart-go/rampart/models/outbound"
 )
 
 // The ranges the anomaly variables accept. Distinct counters hold up to
@@ -90,9 +93,42 @@ func loadAnomalyConfig(get func(name, def string) string, bad func(name, rule st
 	return a
 }
 
+// loadAlertWebhookAllow reads APP_ALERT_WEBHOOK_ALLOW, then checks that
+// the alert webhook's URL (already checked to be an https URL with a
+// host) leads to a public address or one of these ranges, as its
+// outbound client will when it sends.
+func loadAlertWebhookAllow(get func(name, def string) string, bad func(name, rule string), webhookURL string) []netip.Prefix {
+	var allow []netip.Prefix
+	if raw := get("APP_ALERT_WEBHOOK_ALLOW", ""); raw != "" {
+		for _, s := range strings.Split(raw, ",") {
+			s = strings.TrimSpace(s)
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				a, aerr := netip.ParseAddr(s)
+				if aerr != nil || a.Zone() != "" {
+					bad("APP_ALERT_WEBHOOK_ALLOW", "must list IP addresses or CIDR ranges such as 10.20.0.0/16")
+					continue
+				}
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+			if p.Bits() == 0 {
+				bad("APP_ALERT_WEBHOOK_ALLOW", "must not admit every address ("+p.String()+"): list the receiver's own range")
+				continue
+			}
+			allow = append(allow, p.Masked())
+		}
+	}
+	if webhookURL != "" && middleware.CheckAlertWebhookURL(webhookURL) == nil {
+		if _, err := outbound.ValidateURL(webhookURL, middleware.AlertWebhookOptions(webhookURL, allow)); err != nil {
+			bad("APP_ALERT_WEBHOOK_URL", "is refused: "+err.Error()+"; an internal receiver's address must be listed in APP_ALERT_WEBHOOK_ALLOW")
+		}
+	}
+	return allow
+}
+
 // anomalyRedacted returns the anomaly settings as "NAME=value" lines for
 // Config.Redacted.
-func anomalyRedacted(a middleware.AnomalyConfig) []string {
+func anomalyRedacted(a middleware.AnomalyConfig, allow []netip.Prefix) []string {
 	threshold := func(n int) string {
 		if n == 0 {
 			return "off"
@@ -116,7 +152,17 @@ func anomalyRedacted(a middleware.AnomalyConfig) []string {
 		"APP_ANOMALY_STUFFING_WINDOW=" + a.StuffingWindow.String(),
 		"APP_GEOIP_DB=" + a.GeoIPDB,
 		"APP_ALERT_WEBHOOK_URL=" + redactWebhookURL(a.AlertWebhookURL),
+		"APP_ALERT_WEBHOOK_ALLOW=" + joinPrefixes(allow),
 	}
+}
+
+// joinPrefixes prints ranges as APP_ALERT_WEBHOOK_ALLOW takes them.
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
 }
 
 // redactWebhookURL shows the scheme and host of an alert webhook URL only:

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/base64"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,7 +23,7 @@ var anomalyNames = []string{
 	"APP_ANOMALY_KEY_SPIKE_FACTOR", "APP_ANOMALY_KEY_SPIKE_BUCKET", "APP_ANOMALY_KEY_SPIKE_BASELINE", "APP_ANOMALY_KEY_SPIKE_MIN",
 	"APP_ANOMALY_BOLA_DENIALS", "APP_ANOMALY_BOLA_WINDOW",
 	"APP_ANOMALY_STUFFING_ACCOUNTS", "APP_ANOMALY_STUFFING_WINDOW",
-	"APP_GEOIP_DB", "APP_ALERT_WEBHOOK_URL",
+	"APP_GEOIP_DB", "APP_ALERT_WEBHOOK_URL", "APP_ALERT_WEBHOOK_ALLOW",
 }
 
 func TestAnomalyConfigDefaults(t *testing.T) {
@@ -122,6 +123,14 @@ func TestAnomalyConfigRejectsEachBadValue(t *testing.T) {
 		badCase{"APP_ALERT_WEBHOOK_URL", "alerts.example.com/hook", "https://"},
 		badCase{"APP_ALERT_WEBHOOK_URL", "https:///hook", "host"},
 		badCase{"APP_ALERT_WEBHOOK_URL", "https://user:hunter2@alerts.example.com/hook", "user information"},
+		badCase{"APP_ALERT_WEBHOOK_URL", "https://10.20.0.5/hook", "APP_ALERT_WEBHOOK_ALLOW"},
+		badCase{"APP_ALERT_WEBHOOK_URL", "https://169.254.169.254/latest/meta-data/", "cloud metadata"},
+		badCase{"APP_ALERT_WEBHOOK_URL", "https://0x7f000001/hook", "dotted quad"},
+		badCase{"APP_ALERT_WEBHOOK_URL", "https://localhost/hook", "internal name"},
+		badCase{"APP_ALERT_WEBHOOK_ALLOW", "10.20.0.0/16,nonsense", "CIDR"},
+		badCase{"APP_ALERT_WEBHOOK_ALLOW", "0.0.0.0/0", "every address"},
+		badCase{"APP_ALERT_WEBHOOK_ALLOW", "::/0", "every address"},
+		badCase{"APP_ALERT_WEBHOOK_ALLOW", "fe80::1%eth0", "CIDR"},
 	)
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
@@ -289,4 +298,44 @@ func TestNewAnomalyDetector(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestAlertWebhookAllow: APP_ALERT_WEBHOOK_ALLOW admits an internal alert
+// receiver (and only for the alert webhook's own client); without it
+// such a URL is refused, and a plain-http URL is refused whatever it says.
+func TestAlertWebhookAllow(t *testing.T) {
+	env := vars{
+		"APP_ALERT_WEBHOOK_URL":   "https://10.20.0.5:9443/hook",
+		"APP_ALERT_WEBHOOK_ALLOW": "10.20.0.0/16, 192.168.1.7",
+		"APP_DATA_DIR":            t.TempDir(),
+	}
+	cfg, err := LoadConfig(env.get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.20.0.0/16"), netip.MustParsePrefix("192.168.1.7/32")}
+	if !slices.Equal(cfg.AlertWebhookAllow, want) {
+		t.Errorf("AlertWebhookAllow = %v, want %v", cfg.AlertWebhookAllow, want)
+	}
+	if !slices.Contains(cfg.Redacted(), "APP_ALERT_WEBHOOK_ALLOW=10.20.0.0/16,192.168.1.7/32") {
+		t.Errorf("Redacted: %q", cfg.Redacted())
+	}
+	// The detector starts with it (nothing is sent until an alert).
+	d, err := newAnomalyDetector(context.Background(), cfg, nil, nil, testSecretStore(t, cfg, vars{}.get),
+		func(models.AuditEvent) error { return nil }, discardLogger(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close(context.Background()) })
+
+	for _, tc := range []struct{ url, says string }{
+		{"http://10.20.0.5/hook", "https://"},
+		{"https://10.21.0.5/hook", "APP_ALERT_WEBHOOK_ALLOW"},
+		{"https://[::ffff:10.20.0.5]/hook", "IPv4-mapped"},
+	} {
+		problems := configProblems(t, env.with("APP_ALERT_WEBHOOK_URL", tc.url))
+		if len(problems) != 1 || !strings.Contains(problems[0], tc.says) {
+			t.Errorf("%s: problems %q, want one saying %q", tc.url, problems, tc.says)
+		}
+	}
 }

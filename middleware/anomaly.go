@@ -1,7 +1,6 @@
 package middleware
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -9,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -26,6 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rampart-go/rampart/models"
+	"github.com/rampart-go/rampart/models/outbound"
 )
 
 // The anomaly rules, as they appear in an alert's Reason, its webhook body
@@ -87,7 +86,8 @@ type AnomalyConfig struct {
 	GeoIPCheckEvery time.Duration
 
 	// AlertWebhookURL, when set, receives each alert as a signed POST
-	// (https only). The key is AnomalyDeps.WebhookKey.
+	// (https only), sent through AnomalyDeps.Outbound, which must accept
+	// it. The key is AnomalyDeps.WebhookKey.
 	AlertWebhookURL string
 
 	// QueueSize bounds the events waiting to be analysed (default 4096);
@@ -140,10 +140,29 @@ type AnomalyDeps struct {
 	// rotates while the detector runs. Each alert is signed with its
 	// current key at the time it is sent.
 	WebhookKeys *models.KeyRing
-	// HTTPClient sends the alert webhooks (its transport and TLS roots are
-	// used). Whatever it says, redirects are not followed and a delivery
-	// takes 5 s at most. Nil: a client with the system roots.
-	HTTPClient *http.Client
+	// Outbound sends the alert webhooks: the guarded client of every
+	// server-side request (no redirects, TLS verified, the dialled address
+	// checked, bounded time and size, a circuit breaker). A delivery
+	// takes 5 s at most whatever its options say. Nil: a client made with
+	// AlertWebhookOptions(AlertWebhookURL, nil), which admits public
+	// addresses only.
+	Outbound *outbound.Client
+}
+
+// AlertWebhookOptions are the outbound.Options of the alert webhook's
+// client: the system roots, 443 and the port rawURL names (the operator
+// chose it), the non-public ranges in allow (an internal receiver the
+// operator lists in APP_ALERT_WEBHOOK_ALLOW), and a 5 s timeout. This
+// client is the alert webhook's own: what it allows never applies to
+// URLs that users register.
+func AlertWebhookOptions(rawURL string, allow []netip.Prefix) outbound.Options {
+	o := outbound.Options{AllowPrefixes: allow, Timeout: webhookTimeout, UserAgent: "rampart-anomaly-alert/1"}
+	if u, err := url.Parse(rawURL); err == nil {
+		if p, err := strconv.Atoi(u.Port()); err == nil && p > 0 && p <= 65535 {
+			o.Ports = []int{p}
+		}
+	}
+	return o
 }
 
 // webhookTimeout bounds one delivery of an alert webhook.
@@ -257,6 +276,19 @@ func NewAnomalyDetector(cfg AnomalyConfig, deps AnomalyDeps) (*AnomalyDetector, 
 	if cfg.AlertWebhookURL != "" && len(webhookKey()) < 16 {
 		return nil, errors.New("anomaly detector: the alert webhook needs a key of at least 16 bytes")
 	}
+	client := deps.Outbound
+	if cfg.AlertWebhookURL != "" {
+		if client == nil {
+			if client, err = outbound.New(AlertWebhookOptions(cfg.AlertWebhookURL, nil)); err != nil {
+				return nil, err
+			}
+		}
+		// The destination is checked now, by the client that will call
+		// it, rather than failing at every alert.
+		if _, err := client.ValidateURL(cfg.AlertWebhookURL); err != nil {
+			return nil, errors.New("anomaly detector: alert webhook URL is refused: " + err.Error())
+		}
+	}
 	if cfg.GeoIPDB != "" {
 		if deps.DB == nil {
 			return nil, errors.New("anomaly detector: the new-country rule needs the database")
@@ -279,7 +311,7 @@ func NewAnomalyDetector(cfg AnomalyConfig, deps AnomalyDeps) (*AnomalyDetector, 
 			key := append([]byte(nil), deps.WebhookKey...)
 			webhookKey = func() []byte { return key }
 		}
-		d.webhook = newAlertWebhook(cfg.AlertWebhookURL, webhookKey, deps.HTTPClient, d)
+		d.webhook = newAlertWebhook(cfg.AlertWebhookURL, webhookKey, client, d)
 		go d.webhook.run()
 	}
 	go d.run()
@@ -316,7 +348,8 @@ func (c AnomalyConfig) validate() error {
 // CheckAlertWebhookURL accepts an absolute https:// URL with a host and
 // without user information (credentials belong in the signing key). The
 // error says what is wrong and never repeats the URL, whose path may hold
-// a token.
+// a token. Where it leads (a public address, or one the operator allows)
+// is checked by the client that sends the alerts (AlertWebhookOptions).
 func CheckAlertWebhookURL(raw string) error {
 	u, err := url.Parse(raw)
 	switch {
@@ -932,7 +965,7 @@ type alertMessage struct {
 type alertWebhook struct {
 	url    string
 	key    func() []byte // the signing key at the time of sending
-	client *http.Client
+	client *outbound.Client
 	d      *AnomalyDetector
 	queue  chan alertMessage
 	done   chan struct{}
@@ -945,19 +978,9 @@ type alertWebhook struct {
 // the metric already), and that is counted and logged.
 const webhookQueue = 256
 
-func newAlertWebhook(u string, key func() []byte, client *http.Client, d *AnomalyDetector) *alertWebhook {
-	c := &http.Client{}
-	if client != nil {
-		*c = *client
-	}
-	if c.Timeout <= 0 || c.Timeout > webhookTimeout {
-		c.Timeout = webhookTimeout
-	}
-	// A redirect is not followed: the alert goes where it was configured
-	// to, or nowhere.
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+func newAlertWebhook(u string, key func() []byte, client *outbound.Client, d *AnomalyDetector) *alertWebhook {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &alertWebhook{url: u, key: key, client: c, d: d,
+	return &alertWebhook{url: u, key: key, client: client, d: d,
 		queue: make(chan alertMessage, webhookQueue), done: make(chan struct{}), ctx: ctx, cancel: cancel}
 }
 
@@ -1009,32 +1032,27 @@ func (w *alertWebhook) deliver(m alertMessage) error {
 	return last
 }
 
-// post sends body once, signed. It reports whether a failure is worth
-// another try.
+// post sends body once, signed, through the outbound client: the
+// receiver's answer is reduced to its status (the body is read through a
+// limit and discarded; redirects are not followed). It reports whether a
+// failure is worth another try.
 func (w *alertWebhook) post(body []byte) (retry bool, err error) {
 	ctx, cancel := context.WithTimeout(w.ctx, webhookTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
-	if err != nil {
-		return false, errors.New("the webhook URL is not usable")
-	}
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "rampart-anomaly-alert/1")
-	req.Header.Set("X-Rampart-Signature", "t="+ts+",v1="+SignAlert(w.key(), ts, body))
-	resp, err := w.client.Do(req)
-	if err != nil {
-		return w.ctx.Err() == nil, err
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	_ = resp.Body.Close()
-	switch {
-	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Rampart-Signature", "t="+ts+",v1="+SignAlert(w.key(), ts, body))
+	r := w.client.Post(ctx, w.url, h, body)
+	switch r.Class {
+	case "":
 		return false, nil
-	case resp.StatusCode >= 500:
-		return true, fmt.Errorf("the receiver answered %d", resp.StatusCode)
+	case outbound.ClassConnect, outbound.ClassTimeout, outbound.ClassDNS:
+		return w.ctx.Err() == nil, fmt.Errorf("alert webhook (%s): %w", r.Class, r.Err)
+	case outbound.ClassStatus:
+		return r.StatusCode >= 500 && w.ctx.Err() == nil, fmt.Errorf("alert webhook: the receiver answered %d", r.StatusCode)
 	}
-	return false, fmt.Errorf("the receiver answered %d (redirects are not followed)", resp.StatusCode)
+	return false, fmt.Errorf("alert webhook (%s): %w", r.Class, r.Err)
 }
 
 // SignAlert returns the hex HMAC-SHA256 under key of "<timestamp>.<body>",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,12 +26,14 @@ import (
 	"github.com/alexedwards/argon2id"
 	"github.com/maxmind/mmdbwriter"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
+	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rampart-go/rampart/middleware"
 	"github.com/rampart-go/rampart/middleware/redistest"
 	"github.com/rampart-go/rampart/models"
 	"github.com/rampart-go/rampart/models/dbtest"
+	"github.com/rampart-go/rampart/models/outbound"
 )
 
 // alertSink is the Record of a detector under test: it keeps the alerts.
@@ -606,7 +610,7 @@ func TestAnomalyAlertWebhook(t *testing.T) {
 		c.StuffingAccounts, c.StuffingWindow = 3, time.Minute
 		c.AlertWebhookURL = recv.srv.URL + "/hooks/rampart"
 	})
-	r := newAnomalyRig(t, cfg, middleware.AnomalyDeps{WebhookKey: key, HTTPClient: recv.srv.Client()})
+	r := newAnomalyRig(t, cfg, middleware.AnomalyDeps{WebhookKey: key, Outbound: alertClient(t, cfg.AlertWebhookURL, recv.srv)})
 	var events []models.AuditEvent
 	for i := range 5 {
 		events = append(events, loginFailEvent("203.0.113.50", anomalyAccountKey(fmt.Sprint(i)), time.Now()))
@@ -651,7 +655,7 @@ func TestAnomalyAlertWebhookKeyRotation(t *testing.T) {
 		c.StuffingAccounts, c.StuffingWindow = 3, time.Minute
 		c.AlertWebhookURL = recv.srv.URL + "/hooks/rampart"
 	})
-	r := newAnomalyRig(t, cfg, middleware.AnomalyDeps{WebhookKeys: ring, HTTPClient: recv.srv.Client()})
+	r := newAnomalyRig(t, cfg, middleware.AnomalyDeps{WebhookKeys: ring, Outbound: alertClient(t, cfg.AlertWebhookURL, recv.srv)})
 	stuff := func(ip string) {
 		t.Helper()
 		var events []models.AuditEvent
@@ -685,6 +689,86 @@ func TestAnomalyAlertWebhookKeyRotation(t *testing.T) {
 	delivered(2)
 }
 
+// loopbackOnly admits the test receivers on 127.0.0.1, as an operator
+// admits an internal receiver with APP_ALERT_WEBHOOK_ALLOW.
+var loopbackOnly = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+
+// alertClient is the alert webhook's outbound client for rawURL, trusting
+// srv's certificate and admitting 127.0.0.1.
+func alertClient(tb testing.TB, rawURL string, srv *httptest.Server) *outbound.Client {
+	tb.Helper()
+	o := middleware.AlertWebhookOptions(rawURL, loopbackOnly)
+	o.RootCAs = x509.NewCertPool()
+	o.RootCAs.AddCert(srv.Certificate())
+	c, err := outbound.New(o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// TestAnomalyAlertWebhookGoesThroughOutbound: the alert webhook is sent by
+// the guarded outbound client. A receiver on a non-public address is
+// refused when the detector starts unless the operator admitted its
+// range, and a name that resolves to a non-public address at delivery
+// time is refused when it is dialled: nothing reaches the receiver.
+func TestAnomalyAlertWebhookGoesThroughOutbound(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	recv := newWebhookReceiver(t, key)
+	record := (&alertSink{}).record
+	port := recv.srv.Listener.Addr().(*net.TCPAddr).Port
+	for _, raw := range []string{recv.srv.URL + "/hook", "https://169.254.169.254/latest", "https://[::1]/", "https://0x7f000001/", "https://localhost/"} {
+		_, err := middleware.NewAnomalyDetector(onlyRules(func(c *middleware.AnomalyConfig) { c.AlertWebhookURL = raw }),
+			middleware.AnomalyDeps{Record: record, WebhookKey: key})
+		if err == nil || !strings.Contains(err.Error(), "refused") {
+			t.Errorf("%s: %v, want a refusal", raw, err)
+		}
+	}
+
+	// A public-looking name that resolves to 127.0.0.1 when the alert is
+	// sent: the dial-time check stops it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dnsSrv := &dns.Server{Listener: ln, Net: "tcp", Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		for _, question := range q.Question {
+			if question.Qtype == dns.TypeA {
+				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: question.Name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: net.IPv4(127, 0, 0, 1)})
+			}
+		}
+		_ = w.WriteMsg(m)
+	})}
+	go func() { _ = dnsSrv.ActivateAndServe() }()
+	t.Cleanup(func() { _ = dnsSrv.Shutdown() })
+	target := "https://example.com:" + strconv.Itoa(port) + "/hook"
+	o := middleware.AlertWebhookOptions(target, nil)
+	o.RootCAs = x509.NewCertPool()
+	o.RootCAs.AddCert(recv.srv.Certificate())
+	o.Resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", ln.Addr().String())
+	}}
+	client, err := outbound.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := onlyRules(func(c *middleware.AnomalyConfig) {
+		c.StuffingAccounts, c.StuffingWindow, c.AlertWebhookURL = 2, time.Minute, target
+	})
+	r := newAnomalyRig(t, cfg, middleware.AnomalyDeps{WebhookKey: key, Outbound: client})
+	r.feed(t, loginFailEvent("203.0.113.52", "a", time.Now()), loginFailEvent("203.0.113.52", "b", time.Now()))
+	r.expectAlerts(t, middleware.RuleCredentialStuffing, 1)
+	eventually(t, "the refused delivery to be counted", func() bool {
+		return counter(t, r.reg, "rampart_anomaly_alert_failures_total", "channel", "webhook") == 1
+	})
+	if got, problems := recv.deliveries(); len(got)+len(problems) != 0 {
+		t.Errorf("the receiver was reached: %v %q", got, problems)
+	}
+}
+
 func hmacOf(key []byte, s string) []byte {
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(s))
@@ -700,13 +784,19 @@ func TestAnomalyAlertWebhookDoesNotFollowRedirects(t *testing.T) {
 		http.Redirect(rw, req, recv.srv.URL+"/elsewhere", http.StatusTemporaryRedirect)
 	}))
 	t.Cleanup(redirector.Close)
-	// One client that trusts both test servers.
-	client := redirector.Client()
-	client.Transport.(*http.Transport).TLSClientConfig.RootCAs.AddCert(recv.srv.Certificate())
 	cfg := onlyRules(func(c *middleware.AnomalyConfig) {
 		c.StuffingAccounts, c.StuffingWindow, c.AlertWebhookURL = 2, time.Minute, redirector.URL
 	})
-	r := newAnomalyRig(t, cfg, middleware.AnomalyDeps{WebhookKey: key, HTTPClient: client})
+	// One client that could reach both test servers.
+	o := middleware.AlertWebhookOptions(redirector.URL, loopbackOnly)
+	o.Ports = append(o.Ports, recv.srv.Listener.Addr().(*net.TCPAddr).Port)
+	o.RootCAs = x509.NewCertPool()
+	o.RootCAs.AddCert(redirector.Certificate())
+	client, err := outbound.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newAnomalyRig(t, cfg, middleware.AnomalyDeps{WebhookKey: key, Outbound: client})
 	r.feed(t, loginFailEvent("203.0.113.51", "a", time.Now()), loginFailEvent("203.0.113.51", "b", time.Now()))
 	r.expectAlerts(t, middleware.RuleCredentialStuffing, 1)
 	eventually(t, "the failed delivery to be counted", func() bool {
@@ -733,6 +823,7 @@ func TestAnomalyDetectorRefusesBadSettings(t *testing.T) {
 		{"a plain-HTTP webhook", middleware.AnomalyConfig{AlertWebhookURL: "http://alerts.example.com/hook"}, middleware.AnomalyDeps{Record: record, WebhookKey: key}, "https"},
 		{"a webhook URL with credentials", middleware.AnomalyConfig{AlertWebhookURL: "https://u:p@alerts.example.com/hook"}, middleware.AnomalyDeps{Record: record, WebhookKey: key}, "user information"},
 		{"a webhook without key", middleware.AnomalyConfig{AlertWebhookURL: "https://alerts.example.com/hook"}, middleware.AnomalyDeps{Record: record}, "key"},
+		{"a webhook on a private address", middleware.AnomalyConfig{AlertWebhookURL: "https://10.0.0.8/hook"}, middleware.AnomalyDeps{Record: record, WebhookKey: key}, "non-public address (private)"},
 		{"GeoIP without database", middleware.AnomalyConfig{GeoIPDB: "/nonexistent.mmdb"}, middleware.AnomalyDeps{Record: record}, "database"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

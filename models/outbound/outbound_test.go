@@ -2,10 +2,12 @@ package outbound_test
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -469,4 +471,81 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// TestPost: the receiver gets the method, headers and body given, a
+// default User-Agent, and no Accept-Encoding (compression is off); the
+// Result holds the status and a latency; nothing of the URL's path or
+// query (which may hold a token) appears in an error.
+func TestPost(t *testing.T) {
+	type seen struct {
+		method, ua, encoding, sig, body string
+	}
+	got := make(chan seen, 1)
+	recv := newReceiver(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- seen{r.Method, r.Header.Get("User-Agent"), r.Header.Get("Accept-Encoding"), r.Header.Get("X-Signature"), string(b)}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	c := newClient(t, withAllow(optionsFor(recv)))
+	h := http.Header{"Content-Type": {"application/json"}, "X-Signature": {"t=1,v1=ab"}}
+	r := c.Post(context.Background(), recv.url("/hook"), h, []byte(`{"a":1}`))
+	if r.Class != "" || r.Err != nil || r.StatusCode != http.StatusAccepted || r.Latency <= 0 {
+		t.Fatalf("%+v", r)
+	}
+	s := <-got
+	if s.method != http.MethodPost || s.ua != outbound.DefaultUserAgent || s.encoding != "" || s.sig != "t=1,v1=ab" || s.body != `{"a":1}` {
+		t.Errorf("the receiver saw %+v", s)
+	}
+	h.Set("User-Agent", "custom/1")
+	c.Post(context.Background(), recv.url("/hook"), h, nil)
+	if s := <-got; s.ua != "custom/1" {
+		t.Errorf("User-Agent %q, want the caller's", s.ua)
+	}
+
+	// Errors never repeat the URL.
+	const token = "s3cr3t-t0ken"
+	failing := newReceiver(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusInternalServerError) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedPort := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	o := withAllow(optionsFor(failing))
+	o.Ports = append(o.Ports, closedPort)
+	c = newClient(t, o)
+	for _, u := range []string{
+		failing.url("/" + token + "?k=" + token),
+		"https://127.0.0.1:" + strconv.Itoa(closedPort) + "/" + token + "?k=" + token,
+		"https://127.0.0.2/" + token,
+		"http://example.com/" + token,
+	} {
+		r := c.Post(context.Background(), u, nil, nil)
+		if r.Err == nil || r.Class == "" || strings.Contains(r.Err.Error(), token) {
+			t.Errorf("%s: %+v", u, r)
+		}
+	}
+}
+
+// TestPostOverHTTP2: a receiver that speaks HTTP/2 is spoken to in
+// HTTP/2 through the guarded dialer (the custom TLS dial keeps ALPN).
+func TestPostOverHTTP2(t *testing.T) {
+	proto := make(chan int, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proto <- r.ProtoMajor
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	c := newClient(t, outbound.Options{RootCAs: pool, AllowPrefixes: loopback, Ports: []int{srv.Listener.Addr().(*net.TCPAddr).Port}})
+	if r := c.Post(context.Background(), srv.URL+"/hook", nil, []byte("{}")); r.Class != "" || r.StatusCode != http.StatusNoContent {
+		t.Fatalf("%+v", r)
+	}
+	if p := <-proto; p != 2 {
+		t.Errorf("HTTP/%d, want HTTP/2", p)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 )
@@ -72,6 +73,9 @@ func (p *policy) validateURL(raw string) (*url.URL, error) {
 	}
 	if raw == "" {
 		return nil, refused("the URL is empty")
+	}
+	if !utf8.ValidString(raw) {
+		return nil, refused("the URL is not valid UTF-8")
 	}
 	for _, r := range raw {
 		switch {
@@ -160,6 +164,12 @@ func (p *policy) normaliseHost(u *url.URL) (string, error) {
 		return "", refused("the URL's host is not a valid domain name (IDNA)")
 	}
 	ascii = strings.ToLower(strings.TrimSuffix(ascii, "."))
+	// The result must be a fixed point: a name that IDNA would read
+	// differently the next time (a mapped label that does not survive
+	// its own validation) is not one name.
+	if again, err := idna.Lookup.ToASCII(ascii); err != nil || again != ascii {
+		return "", refused("the URL's host is not a valid domain name (IDNA)")
+	}
 	if ascii == "" || len(ascii) > 253 {
 		return "", refused("the URL's host is not a valid domain name (length)")
 	}
