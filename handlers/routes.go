@@ -32,6 +32,7 @@ const (
 	classLogin              // login attempts per IP; fail closed
 	classRegister           // registrations per IP; fail closed
 	classReport             // expensive: a per-user concurrency cap
+	classOutbound           // makes an outbound call: one at a time per user
 )
 
 // routeEnv is what register needs besides the routes.
@@ -102,8 +103,13 @@ func register(e *echo.Echo, routes []route, env routeEnv) error {
 			middleware.Enforce(r.policy, env.auth),
 			middleware.LimitPrincipal(env.rl, env.limits.User, env.limits.APIKeyMax),
 		)
-		if r.limit == classReport {
+		switch r.limit {
+		case classReport:
 			mws = append(mws, middleware.ConcurrencyLimit("report-concurrency", env.reportConcurrency))
+		case classOutbound:
+			// A user cannot turn the server into a request cannon: one
+			// outbound call of theirs at a time.
+			mws = append(mws, middleware.ConcurrencyLimit("outbound-concurrency", 1))
 		}
 		mws = append(mws, middleware.StrictQuery(r.query...), middleware.Produces(r.mediaType()))
 		e.Add(r.method, r.path, r.handler, mws...)
@@ -159,7 +165,7 @@ func (s *server) routes() []route {
 		// when each delivery connects.
 		{method: http.MethodPut, path: "/v1/projects/:id/webhook", policy: write, handler: wh.put, body: 4 << 10, doc: wh.putDoc()},
 		{method: http.MethodDelete, path: "/v1/projects/:id/webhook", policy: write, handler: wh.delete, doc: wh.deleteDoc()},
-		{method: http.MethodPost, path: "/v1/projects/:id/webhook/test", policy: write, handler: wh.test, doc: wh.testDoc()},
+		{method: http.MethodPost, path: "/v1/projects/:id/webhook/test", policy: write, handler: wh.test, limit: classOutbound, doc: wh.testDoc()},
 		{method: http.MethodGet, path: "/v1/projects/:id/webhook/deliveries", policy: read, handler: wh.attempts, query: paged, doc: wh.attemptsDoc()},
 
 		{method: http.MethodGet, path: "/v1/admin/users", policy: admin, handler: adm.listUsers, query: paged, doc: adm.listUsersDoc()},

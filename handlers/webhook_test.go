@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rampart-go/rampart/models"
+	"github.com/rampart-go/rampart/models/dbtest"
 	"github.com/rampart-go/rampart/models/outbound"
 )
 
@@ -592,6 +593,45 @@ func TestWebhookDNSRebinding(t *testing.T) {
 			t.Errorf("delivery log %+v, want two attempts refused at dial time", log)
 		}
 	})
+}
+
+// TestWebhookTestOneAtATime: a user's test pings run one at a time; a
+// second one while the first waits on a slow receiver is 429.
+func TestWebhookTestOneAtATime(t *testing.T) {
+	t.Parallel()
+	hooks := newHookEnv(t)
+	release := make(chan struct{})
+	hooks.receiver.setRespond(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	api := newTestAPIWith(t, dbtest.Open(t, models.SQLite), func(d *Deps) {
+		o := hooks.options(false)
+		o.Timeout = 20 * time.Second
+		d.Webhooks = webhookDeps(t, d.DB, o, models.WebhookConfig{})
+		d.Changes = d.Webhooks.Dispatcher
+	})
+	owner := api.signUp(t)
+	p := api.createProject(t, owner.Token, "Slow receiver")
+	api.putWebhook(t, owner.Token, p.ID, hooks.receiver.url(hookHost, "/"+p.ID))
+	first := make(chan int)
+	go func() {
+		first <- api.call(t, http.MethodPost, "/v1/projects/"+p.ID+"/webhook/test", owner.Token, "").Code
+	}()
+	// Wait until the first ping is at the receiver.
+	for len(hooks.receiver.received()) == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	rec := api.call(t, http.MethodPost, "/v1/projects/"+p.ID+"/webhook/test", owner.Token, "")
+	expectStatus(t, rec, http.StatusTooManyRequests, "a second ping while the first runs")
+	close(release)
+	if code := <-first; code != http.StatusOK {
+		t.Errorf("the first ping: %d", code)
+	}
+	expectStatus(t, api.call(t, http.MethodPost, "/v1/projects/"+p.ID+"/webhook/test", owner.Token, ""), http.StatusOK, "a ping after the first ended")
 }
 
 // TestWebhookQueueIsDurable: deliveries are rows before anything is sent:
