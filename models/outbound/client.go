@@ -138,6 +138,43 @@ type Result struct {
 	Err error
 }
 
+// Summary says what happened in one line that is safe to show to the
+// owner of the URL (a delivery log, the answer of a test ping): the
+// refusal's reason, or a fixed text for the class with the status code.
+// Unlike Err, it never names an address, a library message or anything
+// of the response.
+func (r Result) Summary() string {
+	var refusal *RefusedError
+	switch r.Class {
+	case "":
+		return "delivered: the receiver answered " + strconv.Itoa(r.StatusCode)
+	case ClassRefused:
+		if errors.As(r.Err, &refusal) {
+			return refusal.Reason
+		}
+		return "the URL or the address it leads to is not allowed"
+	case ClassDNS:
+		return "the URL's host name could not be resolved"
+	case ClassConnect:
+		return "the connection to the receiver could not be made or broke"
+	case ClassTLS:
+		return "the TLS handshake failed: the certificate is not trusted or not for this host, or the protocol is not supported"
+	case ClassTimeout:
+		return "the receiver did not answer in time"
+	case ClassRedirect:
+		return "the receiver answered " + strconv.Itoa(r.StatusCode) + "; redirects are not followed"
+	case ClassTooLarge:
+		return "the receiver's answer was too large"
+	case ClassStatus:
+		return "the receiver answered " + strconv.Itoa(r.StatusCode)
+	case ClassCircuitOpen:
+		return "the receiver failed too often lately; calls to it are paused"
+	case ClassCanceled:
+		return "the call was canceled"
+	}
+	return "the call failed"
+}
+
 // Client sends requests through the guarded transport. It is safe for
 // concurrent use.
 type Client struct {

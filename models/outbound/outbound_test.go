@@ -261,6 +261,9 @@ func TestSSRFVectors(t *testing.T) {
 		if r.Class != outbound.ClassRefused || !errors.As(r.Err, &refusal) || !strings.Contains(refusal.Reason, "loopback") {
 			t.Errorf("Post: %+v, want %q at dial time", r, outbound.ClassRefused)
 		}
+		if sum := r.Summary(); sum != "the URL's host resolves to a non-public address (loopback)" {
+			t.Errorf("Summary %q", sum)
+		}
 		if recv.hits.Load() != 0 {
 			t.Errorf("the receiver got %d requests", recv.hits.Load())
 		}
@@ -525,6 +528,13 @@ func TestPost(t *testing.T) {
 		if r.Err == nil || r.Class == "" || strings.Contains(r.Err.Error(), token) {
 			t.Errorf("%s: %+v", u, r)
 		}
+		// The client-safe summary names no address either.
+		if sum := r.Summary(); strings.Contains(sum, token) || strings.Contains(sum, "127.0.0") || strings.ContainsAny(sum, "\r\n") {
+			t.Errorf("%s: summary %q", u, sum)
+		}
+	}
+	if sum := (outbound.Result{StatusCode: 204}).Summary(); sum != "delivered: the receiver answered 204" {
+		t.Errorf("summary of a success: %q", sum)
 	}
 }
 

@@ -112,10 +112,7 @@ func (p *policy) validateURL(raw string) (*url.URL, error) {
 			return nil, refused("the URL's port is not a valid port number")
 		}
 		port = n
-	} else if strings.HasSuffix(u.Host, ":") {
-		// "https://host:/": an empty port is the default one.
-		port = DefaultPort
-	}
+	} // "https://host:/" names no port: the default one.
 	if !slices.Contains(p.ports, port) {
 		return nil, refused("the URL's port is not allowed (allowed: " + p.portList() + ")")
 	}
