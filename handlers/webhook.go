@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -75,6 +76,13 @@ func (h *webhookHandlers) put(c echo.Context) error {
 		return refused(err)
 	}
 	if err := h.client.CheckResolves(ctx, u); err != nil {
+		var r *outbound.RefusedError
+		if !errors.As(err, &r) {
+			// The resolver failed (time-out, server error): not the URL's
+			// fault, and not something to store unchecked.
+			return &models.Error{Kind: models.KindUnavailable, RetryAfter: 5 * time.Second, Cause: err,
+				Detail: "The webhook host could not be resolved right now; retry later."}
+		}
 		return refused(err)
 	}
 	w, secret, err := h.repo(c).Put(ctx, c.Param("id"), u.String())
@@ -87,7 +95,7 @@ func (h *webhookHandlers) put(c echo.Context) error {
 
 func (h *webhookHandlers) putDoc() routeDoc {
 	return routeDoc{id: "putWebhook", summary: "Set the project's webhook URL (https, public addresses only); the first call returns the signing secret once",
-		tag: "webhooks", request: putWebhookRequest{}, response: webhookResponse{}, status: http.StatusOK,
+		tag: "webhooks", request: putWebhookRequest{}, response: webhookResponse{}, status: http.StatusOK, errors: []int{http.StatusServiceUnavailable},
 		limits: map[string]map[string]any{"url": {"format": "uri",
 			"description": "https only, no user-info, port 443 unless configured; its host must resolve to public addresses only."}}}
 }

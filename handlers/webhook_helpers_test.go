@@ -59,7 +59,8 @@ func newTestDNS(tb testing.TB, answers map[string][]string) *testDNS {
 	return d
 }
 
-// set makes name answer with addrs (none: NXDOMAIN).
+// set makes name answer with addrs (none: NXDOMAIN). Names that start
+// with "servfail." always answer SERVFAIL.
 func (d *testDNS) set(name string, addrs ...string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -77,6 +78,11 @@ func (d *testDNS) serve(w dns.ResponseWriter, req *dns.Msg) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, q := range req.Question {
+		if strings.HasPrefix(strings.ToLower(q.Name), "servfail.") {
+			// A resolver failure, not an answer.
+			m.Rcode = dns.RcodeServerFailure
+			continue
+		}
 		addrs, ok := d.answers[strings.ToLower(q.Name)]
 		if !ok {
 			m.Rcode = dns.RcodeNameError

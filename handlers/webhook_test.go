@@ -178,6 +178,10 @@ func TestWebhookRegistrationRefusesSSRF(t *testing.T) {
 				t.Errorf("%s: the problem does not name the url field: %+v", c.name, pr)
 			}
 		}
+		// A resolver that fails is not the URL's fault: 503, retry later,
+		// and nothing stored unchecked.
+		rec := api.call(t, http.MethodPut, "/v1/projects/"+p.ID+"/webhook", owner.Token, `{"url":"https://servfail.example.test/hook"}`)
+		checkStatus(t, rec, http.StatusServiceUnavailable, "a URL whose host the resolver cannot resolve now")
 		if n := api.countRows(t, `SELECT COUNT(*) FROM webhooks`); n != 0 {
 			t.Errorf("refused URLs stored %d webhooks", n)
 		}
