@@ -117,6 +117,27 @@ func (a *testAPI) rebind(query string) string {
 	return b.String()
 }
 
+// withWebhooks configures a test API's webhook parts with client options o
+// and dispatcher configuration cfg.
+func withWebhooks(tb testing.TB, o outbound.Options, cfg models.WebhookConfig) func(*Deps) {
+	return func(d *Deps) {
+		d.Webhooks = webhookDeps(tb, d.DB, o, cfg)
+		d.Changes = d.Webhooks.Dispatcher
+	}
+}
+
+// countFor counts the deliveries the receiver got for one project.
+func (rc *testReceiver) countFor(projectID string) int {
+	n := 0
+	for _, g := range rc.received() {
+		var pl payloadJSON
+		if json.Unmarshal(g.body, &pl) == nil && pl.ProjectID == projectID {
+			n++
+		}
+	}
+	return n
+}
+
 // TestWebhookRegistrationRefusesSSRF registers every kind of URL that
 // could reach a non-public address, with the production policy (no test
 // allowlist): each is 422 on the url field, says why without repeating
@@ -130,10 +151,7 @@ func TestWebhookRegistrationRefusesSSRF(t *testing.T) {
 	hooks.dns.set("six.example.test", "::1")
 	hooks.dns.set("mapped.example.test", "::ffff:127.0.0.1")
 	hooks.dns.set("public.example.test", "93.184.215.14")
-	eachAPIWith(t, func(d *Deps) {
-		d.Webhooks = webhookDeps(t, d.DB, hooks.options(true), models.WebhookConfig{})
-		d.Changes = d.Webhooks.Dispatcher
-	}, func(t *testing.T, api *testAPI) {
+	eachAPIWith(t, withWebhooks(t, hooks.options(true), models.WebhookConfig{}), func(t *testing.T, api *testAPI) {
 		owner := api.signUp(t)
 		p := api.createProject(t, owner.Token, "SSRF target practice")
 		refused := []struct{ name, url string }{
@@ -231,10 +249,7 @@ func TestWebhookCrossOwner(t *testing.T) {
 func TestWebhookSignedDeliveries(t *testing.T) {
 	t.Parallel()
 	hooks := newHookEnv(t)
-	eachAPIWith(t, func(d *Deps) {
-		d.Webhooks = webhookDeps(t, d.DB, hooks.options(false), models.WebhookConfig{})
-		d.Changes = d.Webhooks.Dispatcher
-	}, func(t *testing.T, api *testAPI) {
+	eachAPIWith(t, withWebhooks(t, hooks.options(false), models.WebhookConfig{}), func(t *testing.T, api *testAPI) {
 		owner := api.signUp(t)
 		p := api.createProject(t, owner.Token, "Hooked")
 		quiet := api.createProject(t, owner.Token, "No webhook here")
@@ -370,16 +385,7 @@ func TestWebhookRetriesWithBackoff(t *testing.T) {
 		api.createTask(t, owner.Token, recovering.ID, "One")
 		api.createTask(t, owner.Token, broken.ID, "Two")
 
-		count := func(projectID string) int {
-			n := 0
-			for _, g := range hooks.receiver.received() {
-				var pl payloadJSON
-				if json.Unmarshal(g.body, &pl) == nil && pl.ProjectID == projectID {
-					n++
-				}
-			}
-			return n
-		}
+		count := hooks.receiver.countFor
 		api.deliver(t)
 		api.deliver(t) // not due yet: the backoff has not passed
 		if a, b := count(recovering.ID), count(broken.ID); a != 1 || b != 1 {
@@ -426,27 +432,15 @@ func TestWebhookCircuitBreaker(t *testing.T) {
 	t.Parallel()
 	hooks := newHookEnv(t)
 	hooks.receiver.setRespond(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
-	eachAPIWith(t, func(d *Deps) {
-		o := hooks.options(false)
-		o.Breaker = outbound.BreakerOptions{Failures: 2, OpenFor: time.Hour}
-		d.Webhooks = webhookDeps(t, d.DB, o, models.WebhookConfig{})
-		d.Changes = d.Webhooks.Dispatcher
-	}, func(t *testing.T, api *testAPI) {
+	o := hooks.options(false)
+	o.Breaker = outbound.BreakerOptions{Failures: 2, OpenFor: time.Hour}
+	eachAPIWith(t, withWebhooks(t, o, models.WebhookConfig{}), func(t *testing.T, api *testAPI) {
 		owner := api.signUp(t)
 		p := api.createProject(t, owner.Token, "Flaky receiver")
 		// Each dialect's API gets its own destination (path differs, host
 		// and port are the same): count by project.
 		api.putWebhook(t, owner.Token, p.ID, hooks.receiver.url(hookHost, "/"+p.ID))
-		hits := func() int {
-			n := 0
-			for _, g := range hooks.receiver.received() {
-				var pl payloadJSON
-				if json.Unmarshal(g.body, &pl) == nil && pl.ProjectID == p.ID {
-					n++
-				}
-			}
-			return n
-		}
+		hits := func() int { return hooks.receiver.countFor(p.ID) }
 		for i := range 2 {
 			rec := api.call(t, http.MethodPost, "/v1/projects/"+p.ID+"/webhook/test", owner.Token, "")
 			expectStatus(t, rec, http.StatusBadGateway, "ping a failing receiver")
@@ -515,17 +509,14 @@ func TestWebhookUntrustedResponses(t *testing.T) {
 			_, _ = w.Write([]byte(canary))
 		}
 	})
-	eachAPIWith(t, func(d *Deps) {
-		// Every path is the same destination: the breaker must not open
-		// here (TestWebhookCircuitBreaker tests it).
-		o := hooks.options(false)
-		o.Breaker = outbound.BreakerOptions{Failures: 1000}
-		// The redirect target is allowed: only the no-redirect rule keeps
-		// the client away from it.
-		o.Ports = append(o.Ports, internal.port())
-		d.Webhooks = webhookDeps(t, d.DB, o, models.WebhookConfig{})
-		d.Changes = d.Webhooks.Dispatcher
-	}, func(t *testing.T, api *testAPI) {
+	// Every path is the same destination: the breaker must not open here
+	// (TestWebhookCircuitBreaker tests it).
+	o := hooks.options(false)
+	o.Breaker = outbound.BreakerOptions{Failures: 1000}
+	// The redirect target is allowed: only the no-redirect rule keeps the
+	// client away from it.
+	o.Ports = append(o.Ports, internal.port())
+	eachAPIWith(t, withWebhooks(t, o, models.WebhookConfig{}), func(t *testing.T, api *testAPI) {
 		owner := api.signUp(t)
 		ping := func(path string) (int, string, time.Duration) {
 			p := api.createProject(t, owner.Token, "Receiver "+path)
@@ -612,12 +603,9 @@ func TestWebhookTestOneAtATime(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
-	api := newTestAPIWith(t, dbtest.Open(t, models.SQLite), func(d *Deps) {
-		o := hooks.options(false)
-		o.Timeout = 20 * time.Second
-		d.Webhooks = webhookDeps(t, d.DB, o, models.WebhookConfig{})
-		d.Changes = d.Webhooks.Dispatcher
-	})
+	o := hooks.options(false)
+	o.Timeout = 20 * time.Second
+	api := newTestAPIWith(t, dbtest.Open(t, models.SQLite), withWebhooks(t, o, models.WebhookConfig{}))
 	owner := api.signUp(t)
 	p := api.createProject(t, owner.Token, "Slow receiver")
 	api.putWebhook(t, owner.Token, p.ID, hooks.receiver.url(hookHost, "/"+p.ID))
@@ -644,10 +632,7 @@ func TestWebhookTestOneAtATime(t *testing.T) {
 func TestWebhookQueueIsDurable(t *testing.T) {
 	t.Parallel()
 	hooks := newHookEnv(t)
-	eachAPIWith(t, func(d *Deps) {
-		d.Webhooks = webhookDeps(t, d.DB, hooks.options(false), models.WebhookConfig{Workers: 2})
-		d.Changes = d.Webhooks.Dispatcher
-	}, func(t *testing.T, api *testAPI) {
+	eachAPIWith(t, withWebhooks(t, hooks.options(false), models.WebhookConfig{Workers: 2}), func(t *testing.T, api *testAPI) {
 		owner := api.signUp(t)
 		p := api.createProject(t, owner.Token, "Durable")
 		api.putWebhook(t, owner.Token, p.ID, hooks.receiver.url(hookHost, "/"+p.ID))
@@ -695,10 +680,7 @@ func TestWebhookQueueIsDurable(t *testing.T) {
 func TestWebhookDeleteDropsPending(t *testing.T) {
 	t.Parallel()
 	hooks := newHookEnv(t)
-	eachAPIWith(t, func(d *Deps) {
-		d.Webhooks = webhookDeps(t, d.DB, hooks.options(false), models.WebhookConfig{})
-		d.Changes = d.Webhooks.Dispatcher
-	}, func(t *testing.T, api *testAPI) {
+	eachAPIWith(t, withWebhooks(t, hooks.options(false), models.WebhookConfig{}), func(t *testing.T, api *testAPI) {
 		owner := api.signUp(t)
 		p := api.createProject(t, owner.Token, "Unhooked")
 		api.putWebhook(t, owner.Token, p.ID, hooks.receiver.url(hookHost, "/"+p.ID))
