@@ -456,6 +456,9 @@ func TestWebhookCircuitBreaker(t *testing.T) {
 		if n := hits(); n != 2 {
 			t.Errorf("receiver contacted %d times, want 2 (the circuit opens after 2 failures)", n)
 		}
+		if n := api.countRows(t, `SELECT COUNT(*) FROM webhook_deliveries WHERE project_id = ? AND event = 'ping' AND state = 'pending'`, p.ID); n != 0 {
+			t.Errorf("%d pings were left queued for a retry; a ping is never retried", n)
+		}
 		api.createTask(t, owner.Token, p.ID, "Waits for the circuit")
 		api.deliver(t)
 		if n := hits(); n != 2 {

@@ -382,12 +382,13 @@ func (d *WebhookDispatcher) Reseal(ctx context.Context) (int, error) {
 
 // record logs an attempt and moves the delivery on: delivered, retried
 // later, or failed for good. An open circuit is not an attempt: the
-// delivery waits for the destination to recover.
+// delivery waits for the destination to recover (a ping is not retried:
+// it fails).
 func (d *WebhookDispatcher) record(ctx context.Context, c claimedDelivery, res outbound.Result) error {
 	t := d.now()
 	// The attempt is logged even if the request that caused it has ended.
 	ctx = context.WithoutCancel(ctx)
-	if res.Class == outbound.ClassCircuitOpen {
+	if res.Class == outbound.ClassCircuitOpen && c.Event != EventPing {
 		_, err := d.db.q().exec(ctx, `
 			UPDATE webhook_deliveries SET next_attempt_at = ?, lease_until = NULL, updated_at = ? WHERE id = ?`,
 			t.Add(d.cfg.CircuitWait), t, c.ID)
