@@ -201,6 +201,10 @@ func build(ctx context.Context, cfg Config, env Env, log *slog.Logger) (*servers
 		closers = append(closers, func() { _ = client.Close() })
 		rlCfg.Redis, redisClient = client, client
 	}
+	sessionCache, err := newSessionCache(cfg, db, redisClient, log)
+	if err != nil {
+		return fail(err)
+	}
 	limiter, err := middleware.NewRateLimiter(rlCfg)
 	if err != nil {
 		return fail(err)
@@ -271,6 +275,9 @@ func build(ctx context.Context, cfg Config, env Env, log *slog.Logger) (*servers
 	secrets.OnRotated(func(name string) { auditor.system(models.ActionSecretRotated, "secret "+name) })
 	purgeCtx, stopPurge := context.WithCancel(ctx)
 	go purgeSessions(purgeCtx, accounts, log)
+	if sessionCache != nil {
+		go sessionCache.Run(purgeCtx)
+	}
 	// Secrets are read again every APP_SECRETS_REFRESH: rotations take
 	// effect without a restart.
 	go secrets.Run(purgeCtx)
@@ -328,6 +335,33 @@ func (a *auditor) close() {
 	if err := a.writer.Close(ctx); err != nil {
 		a.log.Error("audit trail: events still queued at exit were not written", "queued", a.writer.QueueDepth(), "error", err.Error())
 	}
+}
+
+// newSessionCache makes the cache of verified session tokens and hands it
+// to db, when APP_SESSION_CACHE_TTL is not 0 and revocations can reach
+// every instance: through Redis pub/sub when APP_REDIS_URL is set; on
+// SQLite without Redis the one server process is the only instance. On
+// PostgreSQL without Redis there may be several instances and nothing to
+// tell them, so every request reads its session from the database.
+func newSessionCache(cfg Config, db *models.DB, client *redis.Client, log *slog.Logger) (*models.SessionCache, error) {
+	if cfg.SessionCacheTTL <= 0 {
+		return nil, nil
+	}
+	var bus models.SessionBus
+	switch {
+	case client != nil:
+		bus = middleware.NewRedisSessionBus(client, "")
+	case db.Dialect() == models.SQLite:
+	default:
+		log.Info("session cache off: PostgreSQL without APP_REDIS_URL has no way to tell other instances of a revocation")
+		return nil, nil
+	}
+	c, err := models.NewSessionCache(models.SessionCacheConfig{TTL: cfg.SessionCacheTTL, Bus: bus, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	db.SetSessionCache(c)
+	return c, nil
 }
 
 // newRedisClient connects to APP_REDIS_URL with short timeouts and no

@@ -233,6 +233,8 @@ type DB struct {
 	dialect Dialect
 	rebinds sync.Map // query text -> dialect-specific query text
 	quotas  Quotas
+	// sessions, when set, caches verified session tokens (SetSessionCache).
+	sessions *SessionCache
 }
 
 // OpenDB opens the database named by u and checks that it answers. For
