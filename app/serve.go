@@ -240,11 +240,14 @@ func build(ctx context.Context, cfg Config, env Env, log *slog.Logger) (*servers
 		ReportConcurrency: cfg.ReportConcurrency,
 		Auditor:           auditor.writer,
 	}
+	if benchAuditOff(env.Getenv) {
+		deps.Auditor = nil // benchmark builds only: what the audit trail costs
+	}
 	public, err := handlers.New(deps)
 	if err != nil {
 		return fail(err)
 	}
-	srvs := &servers{public: newHTTPServer(cfg.Addr, public, publicTLS, log)}
+	srvs := &servers{public: newHTTPServer(cfg.Addr, benchPublic(public, db, log), publicTLS, log)}
 
 	var clientCAs *x509.CertPool
 	if cfg.MTLSClientCA != "" {
