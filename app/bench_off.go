@@ -15,3 +15,6 @@ func benchPublic(api http.Handler, _ *models.DB, _ *slog.Logger) http.Handler { 
 
 // benchAuditOff is false: a normal build always keeps its audit trail.
 func benchAuditOff(func(string) string) bool { return false }
+
+// benchProfiles adds nothing: a normal build serves no profiles.
+func benchProfiles(*http.ServeMux) {}

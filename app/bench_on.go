@@ -5,6 +5,7 @@ package app
 import (
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 
 	"github.com/rampart-go/rampart/handlers"
@@ -29,4 +30,14 @@ func benchPublic(api http.Handler, db *models.DB, log *slog.Logger) http.Handler
 // its audit trail (RAMPART_BENCH_AUDIT=off), to measure what it costs.
 func benchAuditOff(getenv func(string) string) bool {
 	return getenv("RAMPART_BENCH_AUDIT") == "off"
+}
+
+// benchProfiles serves Go's profiles (net/http/pprof) on the metrics
+// listener, which is on the loopback (or behind client certificates):
+// scripts/bench --profile takes a CPU profile of the full chain there.
+func benchProfiles(mux *http.ServeMux) {
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 }

@@ -271,6 +271,7 @@ func build(ctx context.Context, cfg Config, env Env, log *slog.Logger) (*servers
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		benchProfiles(mux)
 		srvs.metrics = newHTTPServer(cfg.MetricsAddr, mux, tlsCfg, log)
 	}
 
