@@ -382,20 +382,18 @@ func measureBackend(o options, name string) (*Backend, error) {
 	dir := filepath.Join(o.work, name)
 	env := []string{"APP_RATE_IP=1000000", "APP_RATE_USER=1000000", "APP_RATE_LOGIN_IP=1000000",
 		"APP_RATE_REGISTER_IP=1000000", "APP_LOGIN_FAILURE_WINDOW=1m"}
-	var psql []string
+	var pg *postgres
 	if strings.HasPrefix(name, "postgres") {
-		schema := fmt.Sprintf("bench_%d", time.Now().UnixNano())
-		psql = []string{o.databaseURL}
-		if err := runSQL(psql, "CREATE SCHEMA "+schema); err != nil {
+		pg = &postgres{url: o.databaseURL, schema: fmt.Sprintf("bench_%d", time.Now().UnixNano())}
+		if err := pg.run(nil, createSchema); err != nil {
 			return nil, err
 		}
-		defer func() { _ = runSQL(psql, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") }()
+		defer func() { _ = pg.run(nil, dropSchema) }()
 		sep := "?"
 		if strings.Contains(o.databaseURL, "?") {
 			sep = "&"
 		}
-		env = append(env, "APP_DATABASE_URL="+o.databaseURL+sep+"search_path="+schema)
-		psql = []string{o.databaseURL, schema}
+		env = append(env, "APP_DATABASE_URL="+o.databaseURL+sep+"search_path="+pg.schema)
 	}
 	if strings.HasSuffix(name, "redis") {
 		env = append(env, "APP_REDIS_URL="+o.redisURL)
@@ -426,7 +424,7 @@ func measureBackend(o options, name string) (*Backend, error) {
 		}
 	}
 	dbFile := filepath.Join(dir, "data", "rampart.db")
-	if err := seed(dbFile, psql, me.ID, 0, o.small); err != nil {
+	if err := seed(dbFile, pg, me.ID, 0, o.small); err != nil {
 		return nil, err
 	}
 
@@ -494,7 +492,7 @@ func measureBackend(o options, name string) (*Backend, error) {
 	b.Scaling["read_small"], b.Scaling["list_small"] = b.Full, medianLoad(listSmall)
 
 	fmt.Printf("\n== %s: d. scaling: %d rows of other owners, then %d\n", name, o.small, o.large)
-	if err := seed(dbFile, psql, me.ID, o.small, o.large); err != nil {
+	if err := seed(dbFile, pg, me.ID, o.small, o.large); err != nil {
 		return nil, err
 	}
 	var readLarge, listLarge []Load
@@ -565,69 +563,96 @@ func profile(s *server, d time.Duration, file string) chan error {
 
 // ---- seeding other owners' rows --------------------------------------
 
-// seed brings the rows owned by other users from have to want: users with
-// 100 projects each, written straight into the database (the API's quota
-// would stop them, and 100,000 requests would take minutes).
-func seed(sqliteFile string, psql []string, reader string, have, want int) error {
-	if want <= have {
-		return nil
-	}
-	users := (want - have) / 100
-	batch := fmt.Sprintf("b%d", have)
-	began := time.Now()
-	var err error
-	if psql == nil {
-		err = runSQLite(sqliteFile, fmt.Sprintf(`.timeout 30000
+// The seeding scripts are constants; the numbers and names go in as
+// variables (sqlite3 .parameter, psql -v), never into the SQL text.
+const (
+	seedSQLite = `.timeout 30000
 BEGIN;
-WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < %[1]d)
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < :users)
 INSERT INTO users (id, email, email_key, display_name, password_hash, role, created_at, updated_at)
 SELECT lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-a' ||
        substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6))),
-       '%[2]s-' || i || '@bench.invalid', '%[2]s-' || i || '@bench.invalid', 'Other owner', 'not a hash', 'user', r.created_at, r.created_at
-FROM n, (SELECT created_at FROM users WHERE id = '%[3]s') r;
+       :batch || '-' || i || '@bench.invalid', :batch || '-' || i || '@bench.invalid', 'Other owner', 'not a hash', 'user',
+       r.created_at, r.created_at
+FROM n, (SELECT created_at FROM users WHERE id = :reader) r;
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 100)
 INSERT INTO projects (id, owner_id, name, description, created_at, updated_at)
 SELECT lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-a' ||
        substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6))),
        u.id, 'Other project ' || n.i, 'seeded by scripts/bench', u.created_at, u.created_at
-FROM users u, n WHERE u.email LIKE '%[2]s-%%@bench.invalid';
+FROM users u, n WHERE u.email LIKE :batch || '-%@bench.invalid';
 COMMIT;
 ANALYZE;
-`, users, batch, reader))
-	} else {
-		err = runSQL(psql, fmt.Sprintf(`BEGIN;
+`
+	seedPostgres = `SET search_path TO :"schema";
+BEGIN;
 INSERT INTO users (id, email, email_key, display_name, password_hash, role, created_at, updated_at)
-SELECT gen_random_uuid(), '%[2]s-' || i || '@bench.invalid', '%[2]s-' || i || '@bench.invalid', 'Other owner', 'not a hash', 'user', now(), now()
-FROM generate_series(1, %[1]d) i;
+SELECT gen_random_uuid(), :'batch' || '-' || i || '@bench.invalid', :'batch' || '-' || i || '@bench.invalid',
+       'Other owner', 'not a hash', 'user', now(), now()
+FROM generate_series(1, :users) i;
 INSERT INTO projects (id, owner_id, name, description, created_at, updated_at)
 SELECT gen_random_uuid(), u.id, 'Other project ' || n, 'seeded by scripts/bench', now(), now()
-FROM users u, generate_series(1, 100) n WHERE u.email LIKE '%[2]s-%%@bench.invalid';
+FROM users u, generate_series(1, 100) n WHERE u.email LIKE :'batch' || '-%@bench.invalid';
 COMMIT;
-ANALYZE users; ANALYZE projects;`, users, batch))
+ANALYZE users;
+ANALYZE projects;
+`
+	createSchema = `CREATE SCHEMA :"schema";`
+	dropSchema   = `DROP SCHEMA IF EXISTS :"schema" CASCADE;`
+)
+
+// seed brings the rows owned by other users from have to want: users with
+// 100 projects each, written straight into the database (the API's quota
+// would stop them, and 100,000 requests would take minutes).
+func seed(sqliteFile string, pg *postgres, reader string, have, want int) error {
+	if want <= have {
+		return nil
+	}
+	vars := map[string]string{"users": strconv.Itoa((want - have) / 100), "batch": fmt.Sprintf("b%d", have), "reader": reader}
+	began := time.Now()
+	var err error
+	if pg == nil {
+		err = runSQLite(sqliteFile, vars, seedSQLite)
+	} else {
+		err = pg.run(vars, seedPostgres)
 	}
 	if err != nil {
 		return fmt.Errorf("seeding: %w", err)
 	}
-	fmt.Printf("   seeded %d users with 100 projects each (%d other owners' rows in all) in %.1f s\n", users, want, time.Since(began).Seconds())
+	fmt.Printf("   seeded %s users with 100 projects each (%d other owners' rows in all) in %.1f s\n", vars["users"], want, time.Since(began).Seconds())
 	return nil
 }
 
-func runSQLite(file, script string) error {
-	cmd := exec.Command("sqlite3", "-bail", file) // #nosec G204 -- our scratch database
-	cmd.Stdin = strings.NewReader(script)
+// runSQLite runs a constant script with sqlite3, vars bound as :name
+// parameters (text).
+func runSQLite(file string, vars map[string]string, query string) error {
+	args := []string{"-bail", "-cmd", ".parameter init"}
+	for k, v := range vars {
+		if _, err := strconv.Atoi(v); err != nil {
+			v = "'" + strings.ReplaceAll(v, "'", "''") + "'" // text; numbers stay numbers
+		}
+		args = append(args, "-cmd", ".parameter set :"+k+" "+v)
+	}
+	cmd := exec.Command("sqlite3", append(args, file)...) // #nosec G204 -- our scratch database
+	cmd.Stdin = strings.NewReader(query)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("sqlite3: %v: %s", err, out)
 	}
 	return nil
 }
 
-// runSQL runs sql with psql on psql[0], in schema psql[1] if given.
-func runSQL(psql []string, sql string) error {
-	if len(psql) > 1 {
-		sql = "SET search_path TO " + psql[1] + ";\n" + sql
+// postgres is the schema of one run on PostgreSQL.
+type postgres struct{ url, schema string }
+
+// run runs a constant script with psql, vars as psql variables (:name,
+// :'name', :"name"), the schema among them.
+func (p *postgres) run(vars map[string]string, query string) error {
+	args := []string{p.url, "-qX", "-v", "ON_ERROR_STOP=1", "-v", "schema=" + p.schema}
+	for k, v := range vars {
+		args = append(args, "-v", k+"="+v)
 	}
-	cmd := exec.Command("psql", psql[0], "-qX", "-v", "ON_ERROR_STOP=1") // #nosec G204 -- the URL the caller gave
-	cmd.Stdin = strings.NewReader(sql)
+	cmd := exec.Command("psql", args...) // #nosec G204 -- the URL the caller gave
+	cmd.Stdin = strings.NewReader(query)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("psql: %v: %s", err, out)
 	}
