@@ -296,7 +296,7 @@ func start(bin, dataDir, logPath string, env []string) (*server, error) {
 		if s.client != nil {
 			if resp, err := s.client.Get(s.base + "/readyz"); err == nil {
 				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
+				_ = resp.Body.Close()
 				if resp.StatusCode == http.StatusOK {
 					s.ready = time.Since(began)
 					return s, nil
