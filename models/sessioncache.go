@@ -2,8 +2,6 @@ package models
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"strings"
 	"sync"
@@ -22,18 +20,18 @@ const (
 	DefaultSessionCacheTTL  = 5 * time.Second
 	MaxSessionCacheTTL      = 30 * time.Second
 	DefaultSessionCacheSize = 10_000
-	// sessionRevokeWait bounds how long a revocation waits for its own
-	// message to come back from the bus (which means every subscriber
-	// has been sent it).
-	sessionRevokeWait = 250 * time.Millisecond
+	// sessionRevokeWait bounds how long a revocation waits for every
+	// instance to confirm it.
+	sessionRevokeWait = 2 * time.Second
 )
 
 // SessionBus carries session revocations between the instances of one
 // deployment (Redis pub/sub in the server). Publish sends a message to
-// every subscriber, the publishing instance included. Subscribe delivers
-// the messages until ctx ends; it calls up(false) whenever messages may
-// have been missed (the subscription broke) and up(true) each time it is
-// subscribed (again).
+// every subscribed instance, the publishing one included, and returns
+// once each of them has applied it (its deliver function has returned), or
+// with an error. Subscribe delivers the messages until ctx ends; it calls
+// up(false) whenever messages may have been missed (the subscription
+// broke) and up(true) each time it is subscribed (again).
 type SessionBus interface {
 	Publish(ctx context.Context, msg string) error
 	Subscribe(ctx context.Context, deliver func(msg string), up func(bool))
@@ -57,10 +55,9 @@ type SessionCacheConfig struct {
 // practice not at all:
 //
 //   - every revocation (logout, password change, an admin's lock) removes
-//     the sessions from this instance's cache before the request that made
-//     it answers, and is published on the bus; the revoking request waits
-//     until its own message has come back from the bus, that is until
-//     every instance has been sent it;
+//     the sessions from this instance's cache, and is published on the
+//     bus; the request that made it answers only once every subscribed
+//     instance has confirmed that it applied it;
 //   - a database read that raced with a revocation is not cached (an
 //     epoch counter, bumped by every revocation, must be the same before
 //     the read and after it);
@@ -83,7 +80,6 @@ type SessionCache struct {
 	entries *lru.Cache[[32]byte, sessionEntry]
 	epoch   uint64
 	up      bool
-	waiters map[string]chan struct{} // nonce of a revocation this instance published → its echo
 }
 
 type sessionEntry struct {
@@ -111,7 +107,7 @@ func NewSessionCache(cfg SessionCacheConfig) (*SessionCache, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &SessionCache{ttl: cfg.TTL, bus: cfg.Bus, log: log, entries: entries,
-		up: cfg.Bus == nil, waiters: map[string]chan struct{}{}}, nil
+		up: cfg.Bus == nil}, nil
 }
 
 // Run listens to the bus until ctx ends (without a bus it returns at once).
@@ -178,17 +174,17 @@ func (c *SessionCache) store(key [32]byte, p Principal, expires, lastSeen, now t
 	c.entries.Add(key, sessionEntry{p: p, expires: expires, lastSeen: lastSeen, until: now.Add(c.ttl)})
 }
 
-// Revocation messages: "s:<session id> <nonce>" ends one session, "u:<user
-// id> <nonce>" every session of a user.
+// Revocation messages: "s:<session id>" ends one session, "u:<user id>"
+// every session of a user.
 const (
 	revokeSession = "s"
 	revokeUser    = "u"
 )
 
 // revoke removes the sessions named by kind and id here, then tells the
-// other instances and waits (briefly) for the message to come back. A bus
-// failure is logged: the database already refuses the sessions, and the
-// other instances stop believing them within the TTL.
+// other instances and waits until each has applied it. A bus failure is
+// logged: the database already refuses the sessions, and the other
+// instances stop believing them within the TTL.
 func (c *SessionCache) revoke(ctx context.Context, kind, id string) {
 	c.mu.Lock()
 	c.apply(kind, id)
@@ -196,43 +192,20 @@ func (c *SessionCache) revoke(ctx context.Context, kind, id string) {
 	if c.bus == nil {
 		return
 	}
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	nonce := hex.EncodeToString(b[:])
-	echo := make(chan struct{})
-	c.mu.Lock()
-	c.waiters[nonce] = echo
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		delete(c.waiters, nonce)
-		c.mu.Unlock()
-	}()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sessionRevokeWait)
 	defer cancel()
-	if err := c.bus.Publish(ctx, kind+":"+id+" "+nonce); err != nil {
-		c.log.Error("session revocation not published: other instances stop accepting the session when their cache entry expires",
+	if err := c.bus.Publish(ctx, kind+":"+id); err != nil {
+		c.log.Error("session revocation not confirmed by every instance: they stop accepting the session when their cache entry expires",
 			"ttl", c.ttl.String(), "error", err.Error())
-		return
-	}
-	select {
-	case <-echo:
-	case <-ctx.Done():
-		c.log.Warn("session revocation published but not seen back from the bus in time", "waited", sessionRevokeWait.String())
 	}
 }
 
 // deliver applies a message from the bus.
 func (c *SessionCache) deliver(msg string) {
-	target, nonce, _ := strings.Cut(msg, " ")
-	kind, id, _ := strings.Cut(target, ":")
+	kind, id, _ := strings.Cut(msg, ":")
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.apply(kind, id)
-	if w, ok := c.waiters[nonce]; ok {
-		close(w)
-		delete(c.waiters, nonce)
-	}
 }
 
 // apply removes the sessions a revocation names and bumps the epoch; a

@@ -27,7 +27,7 @@ func TestSessionCacheRaceWithRevocation(t *testing.T) {
 	if _, ok := c.lookup(key, now, time.Hour); !ok {
 		t.Fatal("a session read with no revocation in between was not cached")
 	}
-	c.deliver("u:u1 0123")
+	c.deliver("u:u1")
 	if _, ok := c.lookup(key, now, time.Hour); ok {
 		t.Fatal("a user revocation from the bus left the user's session cached")
 	}
