@@ -207,7 +207,7 @@ func build(ctx context.Context, cfg Config, env Env, log *slog.Logger) (*servers
 		closers = append(closers, func() { _ = client.Close() })
 		rlCfg.Redis, redisClient = client, client
 	}
-	sessionCache, err := newSessionCache(cfg, db, redisClient, log)
+	sessionCache, err := newSessionCache(cfg, db, redisClient, log, reg)
 	if err != nil {
 		return fail(err)
 	}
@@ -353,7 +353,11 @@ func (a *auditor) close() {
 // SQLite without Redis the one server process is the only instance. On
 // PostgreSQL without Redis there may be several instances and nothing to
 // tell them, so every request reads its session from the database.
-func newSessionCache(cfg Config, db *models.DB, client *redis.Client, log *slog.Logger) (*models.SessionCache, error) {
+//
+// Its metrics: rampart_session_cache_hits_total and _misses_total, and
+// rampart_session_cache_up (0 while the revocation bus is down: every
+// request then reads the database).
+func newSessionCache(cfg Config, db *models.DB, client *redis.Client, log *slog.Logger, reg prometheus.Registerer) (*models.SessionCache, error) {
 	if cfg.SessionCacheTTL <= 0 {
 		return nil, nil
 	}
@@ -369,6 +373,26 @@ func newSessionCache(cfg Config, db *models.DB, client *redis.Client, log *slog.
 	c, err := models.NewSessionCache(models.SessionCacheConfig{TTL: cfg.SessionCacheTTL, Bus: bus, Logger: log})
 	if err != nil {
 		return nil, err
+	}
+	for _, m := range []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rampart_session_cache_hits_total",
+			Help: "Session tokens verified from the session cache, without a database read."},
+			func() float64 { return float64(c.Hits()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rampart_session_cache_misses_total",
+			Help: "Session tokens verified against the database (not cached, expired from the cache, or cache down)."},
+			func() float64 { return float64(c.Misses()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rampart_session_cache_up",
+			Help: "1 while the session cache is in use; 0 while its revocation bus is down."},
+			func() float64 {
+				if c.Up() {
+					return 1
+				}
+				return 0
+			}),
+	} {
+		if err := reg.Register(m); err != nil {
+			return nil, err
+		}
 	}
 	db.SetSessionCache(c)
 	return c, nil
