@@ -104,7 +104,9 @@ type Backend struct {
 }
 
 type Round struct {
-	Bare, Full, FullNoAudit Load
+	Bare        Load `json:"bare"`
+	Full        Load `json:"full_chain"`
+	FullNoAudit Load `json:"full_chain_audit_off"`
 }
 
 type Startup struct {
