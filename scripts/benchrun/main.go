@@ -381,74 +381,58 @@ func measureStartup(o options) (Startup, error) {
 
 func measureBackend(o options, name string) (*Backend, error) {
 	b := &Backend{Name: name, Scaling: map[string]Load{}}
-	dir := filepath.Join(o.work, name)
 	env := []string{"APP_RATE_IP=1000000", "APP_RATE_USER=1000000", "APP_RATE_LOGIN_IP=1000000",
 		"APP_RATE_REGISTER_IP=1000000", "APP_LOGIN_FAILURE_WINDOW=1m"}
-	var pg *postgres
-	if strings.HasPrefix(name, "postgres") {
-		pg = &postgres{url: o.databaseURL, schema: fmt.Sprintf("bench_%d", time.Now().UnixNano())}
-		if err := pg.run(nil, createSchema); err != nil {
-			return nil, err
-		}
-		defer func() { _ = pg.run(nil, dropSchema) }()
-		sep := "?"
-		if strings.Contains(o.databaseURL, "?") {
-			sep = "&"
-		}
-		env = append(env, "APP_DATABASE_URL="+o.databaseURL+sep+"search_path="+pg.schema)
-	}
 	if strings.HasSuffix(name, "redis") {
 		env = append(env, "APP_REDIS_URL="+o.redisURL)
 	}
-	a, err := start(o.bench, filepath.Join(dir, "data"), filepath.Join(dir+"-a.log"), env)
+	// Two databases: "small" with o.small rows of other owners (a, c, d)
+	// and "large" with o.large (d), each with its own server, so that the
+	// rounds can alternate between them.
+	small, err := newDataset(o, name, "small", env)
 	if err != nil {
 		return nil, err
 	}
-	defer a.stop()
-
-	// The reader: a user with 20 projects.
-	const email, password = "bench@example.com", "benchmark-Passphrase-2026"
-	if err := a.call("POST", "/v1/auth/register", "", fmt.Sprintf(`{"email":%q,"password":%q,"display_name":"Bench"}`, email, password), 201, nil); err != nil {
+	defer small.close()
+	large, err := newDataset(o, name, "large", env)
+	if err != nil {
 		return nil, err
 	}
-	var login struct{ Token string }
-	if err := a.call("POST", "/v1/auth/login", "", fmt.Sprintf(`{"email":%q,"password":%q}`, email, password), 200, &login); err != nil {
+	defer large.close()
+	if err := seed(small.sqliteFile, small.pg, small.userID, 0, o.small); err != nil {
 		return nil, err
 	}
-	var me struct{ ID string }
-	if err := a.call("GET", "/v1/me", login.Token, "", 200, &me); err != nil {
+	if err := seed(large.sqliteFile, large.pg, large.userID, 0, o.large); err != nil {
 		return nil, err
 	}
-	var project struct{ ID string }
-	for i := range 20 {
-		if err := a.call("POST", "/v1/projects", login.Token, fmt.Sprintf(`{"name":"Reader project %d"}`, i), 201, &project); err != nil {
-			return nil, err
-		}
-	}
-	dbFile := filepath.Join(dir, "data", "rampart.db")
-	if err := seed(dbFile, pg, me.ID, 0, o.small); err != nil {
-		return nil, err
-	}
-
-	// A second server on the same database, with the audit trail off.
-	noAudit, err := start(o.bench, filepath.Join(dir, "data"), filepath.Join(dir+"-noaudit.log"), append(env, "RAMPART_BENCH_AUDIT=off"))
+	a := small.server
+	// A second server on the small database, with the audit trail off.
+	noAudit, err := start(o.bench, small.dataDir, small.dir+"-noaudit.log", append(small.env, "RAMPART_BENCH_AUDIT=off"))
 	if err != nil {
 		return nil, err
 	}
 	defer noAudit.stop()
 
-	read := "/v1/projects/" + project.ID
-	bare := "/bench/bare/projects/" + project.ID + "?owner=" + me.ID
+	read := "/v1/projects/" + small.projectID
+	bare := "/bench/bare/projects/" + small.projectID + "?owner=" + small.userID
 	list := "/v1/projects"
-	w := wrkRunner{o: o, token: login.Token, lua: filepath.Join(o.work, "report.lua")}
-	// Warm up: connections, TLS sessions, caches, the JIT of nothing.
-	for _, u := range []string{a.base + bare, a.base + read, noAudit.base + read} {
+	w := wrkRunner{o: o, token: small.token, lua: filepath.Join(o.work, "report.lua")}
+	wl := wrkRunner{o: o, token: large.token, lua: w.lua}
+	readLarge := large.server.base + "/v1/projects/" + large.projectID
+	// Warm up: connections, TLS sessions, caches.
+	for _, u := range []string{a.base + bare, a.base + read, noAudit.base + read, a.base + list} {
 		if _, err := w.run(u, 2*time.Second); err != nil {
 			return nil, err
 		}
 	}
-	fmt.Printf("\n== %s: a. security tax and c. audit cost (%d rounds: bare, full chain, full chain without audit)\n", name, o.rounds)
-	var listSmall []Load
+	for _, u := range []string{readLarge, large.server.base + list} {
+		if _, err := wl.run(u, 2*time.Second); err != nil {
+			return nil, err
+		}
+	}
+	fmt.Printf("\n== %s: %d rounds of a. bare vs full chain, c. audit off, d. read and list with %d vs %d rows of other owners\n",
+		name, o.rounds, o.small, o.large)
+	var listSmall, readL, listL []Load
 	for r := range o.rounds {
 		var round Round
 		if round.Bare, err = w.run(a.base+bare, o.duration); err != nil {
@@ -472,15 +456,25 @@ func measureBackend(o options, name string) (*Backend, error) {
 		if round.FullNoAudit, err = w.run(noAudit.base+read, o.duration); err != nil {
 			return nil, err
 		}
-		l, err := w.run(a.base+list, o.duration)
+		ls, err := w.run(a.base+list, o.duration)
 		if err != nil {
 			return nil, err
 		}
-		listSmall = append(listSmall, l)
-		fmt.Printf("   round %d: bare %s | full %s | audit off %s | list %s\n", r+1, round.Bare, round.Full, round.FullNoAudit, l)
+		rl, err := wl.run(readLarge, o.duration)
+		if err != nil {
+			return nil, err
+		}
+		ll, err := wl.run(large.server.base+list, o.duration)
+		if err != nil {
+			return nil, err
+		}
+		listSmall, readL, listL = append(listSmall, ls), append(readL, rl), append(listL, ll)
+		fmt.Printf("   round %d: bare %s | full %s | audit off %s\n            list %s | read, large %s | list, large %s\n",
+			r+1, round.Bare, round.Full, round.FullNoAudit, ls, rl, ll)
 		b.Rounds = append(b.Rounds, round)
 	}
 	noAudit.stop()
+	large.close()
 	var tax, p99, audit []float64
 	var bares, fulls, offs []Load
 	for _, r := range b.Rounds {
@@ -492,38 +486,15 @@ func measureBackend(o options, name string) (*Backend, error) {
 	b.TaxRatio, b.P99Ratio, b.AuditCost = median(tax), median(p99), median(audit)
 	b.Bare, b.Full, b.FullNoAudit = medianLoad(bares), medianLoad(fulls), medianLoad(offs)
 	b.Scaling["read_small"], b.Scaling["list_small"] = b.Full, medianLoad(listSmall)
-
-	fmt.Printf("\n== %s: d. scaling: %d rows of other owners, then %d\n", name, o.small, o.large)
-	if err := seed(dbFile, pg, me.ID, o.small, o.large); err != nil {
-		return nil, err
-	}
-	var readLarge, listLarge []Load
-	for _, u := range []string{a.base + read, a.base + list} {
-		if _, err := w.run(u, 2*time.Second); err != nil {
-			return nil, err
-		}
-	}
-	for r := range o.rounds {
-		rl, err := w.run(a.base+read, o.duration)
-		if err != nil {
-			return nil, err
-		}
-		ll, err := w.run(a.base+list, o.duration)
-		if err != nil {
-			return nil, err
-		}
-		fmt.Printf("   round %d: read %s | list %s\n", r+1, rl, ll)
-		readLarge, listLarge = append(readLarge, rl), append(listLarge, ll)
-	}
-	b.Scaling["read_large"], b.Scaling["list_large"] = medianLoad(readLarge), medianLoad(listLarge)
+	b.Scaling["read_large"], b.Scaling["list_large"] = medianLoad(readL), medianLoad(listL)
 	b.ReadGrowth = b.Scaling["read_large"].P50ms/b.Scaling["read_small"].P50ms - 1
 	b.ListGrowth = b.Scaling["list_large"].P50ms/b.Scaling["list_small"].P50ms - 1
 
 	if o.flood {
 		fmt.Printf("\n== %s: b. login flood (scripts/loadtest)\n", name)
-		out := filepath.Join(dir, "flood.json")
+		out := filepath.Join(small.dir, "flood.json")
 		// #nosec G204 -- the load generator scripts/bench built
-		cmd := exec.Command(o.loadtest, "run", "-label", name, "-base", a.base, "-ca", filepath.Join(dir, "data", "tls", "dev-ca.pem"),
+		cmd := exec.Command(o.loadtest, "run", "-label", name, "-base", a.base, "-ca", filepath.Join(small.dataDir, "tls", "dev-ca.pem"),
 			"-metrics", a.metrics+"/metrics", "-pid", strconv.Itoa(a.pid()), "-json", out)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		if err := cmd.Run(); err != nil {
@@ -537,6 +508,79 @@ func measureBackend(o options, name string) (*Backend, error) {
 		}
 	}
 	return b, nil
+}
+
+// dataset is one database (a SQLite file, or a PostgreSQL schema) with a
+// server on it and the reader: a user with 20 projects, logged in.
+type dataset struct {
+	dir, dataDir, sqliteFile string
+	pg                       *postgres
+	env                      []string
+	server                   *server
+	token, userID, projectID string
+	dropSchema               bool
+}
+
+func newDataset(o options, backend, label string, env []string) (*dataset, error) {
+	d := &dataset{dir: filepath.Join(o.work, backend+"-"+label)}
+	d.dataDir = filepath.Join(d.dir, "data")
+	d.sqliteFile = filepath.Join(d.dataDir, "rampart.db")
+	d.env = slices.Clone(env)
+	if strings.HasPrefix(backend, "postgres") {
+		d.pg = &postgres{url: o.databaseURL, schema: fmt.Sprintf("bench_%s_%d", label, time.Now().UnixNano())}
+		if err := d.pg.run(nil, createSchema); err != nil {
+			return nil, err
+		}
+		d.dropSchema = true
+		sep := "?"
+		if strings.Contains(o.databaseURL, "?") {
+			sep = "&"
+		}
+		d.env = append(d.env, "APP_DATABASE_URL="+o.databaseURL+sep+"search_path="+d.pg.schema)
+	}
+	var err error
+	if d.server, err = start(o.bench, d.dataDir, d.dir+".log", d.env); err != nil {
+		d.close()
+		return nil, err
+	}
+	const email, password = "bench@example.com", "benchmark-Passphrase-2026"
+	s := d.server
+	if err := s.call("POST", "/v1/auth/register", "", fmt.Sprintf(`{"email":%q,"password":%q,"display_name":"Bench"}`, email, password), 201, nil); err != nil {
+		d.close()
+		return nil, err
+	}
+	var login struct{ Token string }
+	if err := s.call("POST", "/v1/auth/login", "", fmt.Sprintf(`{"email":%q,"password":%q}`, email, password), 200, &login); err != nil {
+		d.close()
+		return nil, err
+	}
+	var me struct{ ID string }
+	if err := s.call("GET", "/v1/me", login.Token, "", 200, &me); err != nil {
+		d.close()
+		return nil, err
+	}
+	var project struct{ ID string }
+	for i := range 20 {
+		if err := s.call("POST", "/v1/projects", login.Token, fmt.Sprintf(`{"name":"Reader project %d"}`, i), 201, &project); err != nil {
+			d.close()
+			return nil, err
+		}
+	}
+	d.token, d.userID, d.projectID = login.Token, me.ID, project.ID
+	return d, nil
+}
+
+// close stops the server and drops the PostgreSQL schema; it may be
+// called more than once.
+func (d *dataset) close() {
+	if d.server != nil {
+		d.server.stop()
+		d.server = nil
+	}
+	if d.dropSchema {
+		_ = d.pg.run(nil, dropSchema)
+		d.dropSchema = false
+	}
 }
 
 // profile takes a CPU profile of the server for d, from the pprof
