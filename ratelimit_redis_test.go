@@ -78,10 +78,12 @@ func (h *recorder) count(level slog.Level, text string) int {
 
 // instance is one complete API instance.
 type instance struct {
-	e    *echo.Echo
-	rl   *middleware.RateLimiter
-	reg  *prometheus.Registry
-	logs *recorder
+	e        *echo.Echo
+	rl       *middleware.RateLimiter
+	reg      *prometheus.Registry
+	logs     *recorder
+	db       *models.DB
+	accounts *models.Accounts
 }
 
 // migratedURL returns a fresh, migrated database of dialect d.
@@ -103,6 +105,12 @@ func migratedURL(tb testing.TB, d models.Dialect) models.DatabaseURL {
 // database at u, its own accounts service and hasher, and its own rate
 // limiter on client (nil: memory) under prefix.
 func newInstance(tb testing.TB, u models.DatabaseURL, client redis.UniversalClient, prefix string, limits middleware.Limits, retry time.Duration) *instance {
+	return newInstanceWith(tb, u, client, prefix, limits, retry, nil)
+}
+
+// newInstanceWith is newInstance with a hook that sees the instance's
+// database before the API is built on it.
+func newInstanceWith(tb testing.TB, u models.DatabaseURL, client redis.UniversalClient, prefix string, limits middleware.Limits, retry time.Duration, setup func(*models.DB)) *instance {
 	tb.Helper()
 	ctx := context.Background()
 	db, err := models.OpenDB(ctx, u)
@@ -110,6 +118,9 @@ func newInstance(tb testing.TB, u models.DatabaseURL, client redis.UniversalClie
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = db.Close() })
+	if setup != nil {
+		setup(db)
+	}
 	policy, err := models.NewPasswordPolicy()
 	if err != nil {
 		tb.Fatal(err)
@@ -149,7 +160,7 @@ func newInstance(tb testing.TB, u models.DatabaseURL, client redis.UniversalClie
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &instance{e: e, rl: rl, reg: reg, logs: logs}
+	return &instance{e: e, rl: rl, reg: reg, logs: logs, db: db, accounts: accounts}
 }
 
 // do sends one request from the client address ip.

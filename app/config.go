@@ -40,8 +40,11 @@ type Config struct {
 	Secrets     SecretsSource      // APP_SECRETS: env | file:DIR | aws-secretsmanager:NAME
 	SessionIdle time.Duration      // APP_SESSION_IDLE_TIMEOUT
 	SessionMax  time.Duration      // APP_SESSION_ABSOLUTE_TIMEOUT
-	BodyLimit   int64              // APP_BODY_LIMIT: bytes
-	LogLevel    string             // APP_LOG_LEVEL: debug | info | warn | error
+	// SessionCacheTTL is how long a verified session token is believed
+	// without the database (APP_SESSION_CACHE_TTL; 0: no cache).
+	SessionCacheTTL time.Duration
+	BodyLimit       int64  // APP_BODY_LIMIT: bytes
+	LogLevel        string // APP_LOG_LEVEL: debug | info | warn | error
 
 	SecretsRefresh time.Duration // APP_SECRETS_REFRESH: how long secrets are cached before they are read again
 
@@ -86,6 +89,7 @@ var Variables = []struct{ Name, Default, Meaning string }{
 	{"APP_SECRETS_REFRESH", "5m", "secrets are cached this long, then read again: a rotation takes effect within it (1s to 24h)"},
 	{"APP_SESSION_IDLE_TIMEOUT", "15m", "a session ends after this long without use"},
 	{"APP_SESSION_ABSOLUTE_TIMEOUT", "4h", "a session ends this long after login, whatever its use"},
+	{"APP_SESSION_CACHE_TTL", "5s", "a verified session token is believed this long without a database read (0 to 30s; 0: no cache); revocations reach every instance at once through Redis, or stay in the one process on SQLite without Redis; PostgreSQL without Redis has no cache"},
 	{"APP_BODY_LIMIT", "65536", "largest accepted request body, in bytes (1024 to 1048576)"},
 	{"APP_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"APP_CORS_CREDENTIALS", "false", "true lets allowed origins send credentialed requests (cookies, TLS client certificates)"},
@@ -270,6 +274,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 
 	cfg.SessionIdle = duration(get, bad, "APP_SESSION_IDLE_TIMEOUT", models.DefaultSessionIdleTimeout, time.Minute, 24*time.Hour)
 	cfg.SessionMax = duration(get, bad, "APP_SESSION_ABSOLUTE_TIMEOUT", models.DefaultSessionAbsoluteTimeout, time.Minute, 30*24*time.Hour)
+	cfg.SessionCacheTTL = duration(get, bad, "APP_SESSION_CACHE_TTL", models.DefaultSessionCacheTTL, 0, models.MaxSessionCacheTTL)
 	if cfg.SessionIdle > cfg.SessionMax {
 		bad("APP_SESSION_IDLE_TIMEOUT", "must not be longer than APP_SESSION_ABSOLUTE_TIMEOUT")
 	}
@@ -533,6 +538,7 @@ func (c Config) Redacted() []string {
 		"APP_SECRETS_REFRESH=" + c.SecretsRefresh.String(),
 		"APP_SESSION_IDLE_TIMEOUT=" + c.SessionIdle.String(),
 		"APP_SESSION_ABSOLUTE_TIMEOUT=" + c.SessionMax.String(),
+		"APP_SESSION_CACHE_TTL=" + c.SessionCacheTTL.String(),
 		"APP_BODY_LIMIT=" + strconv.FormatInt(c.BodyLimit, 10),
 		"APP_LOG_LEVEL=" + c.LogLevel,
 		"APP_CORS_CREDENTIALS=" + strconv.FormatBool(c.CORSCredentials),

@@ -114,6 +114,9 @@ func TestLoadConfigRejectsEachBadVariable(t *testing.T) {
 		{"APP_SESSION_IDLE_TIMEOUT", "forever", "APP_SESSION_IDLE_TIMEOUT", nil},
 		{"APP_SESSION_IDLE_TIMEOUT", "10s", "APP_SESSION_IDLE_TIMEOUT", nil},
 		{"APP_SESSION_IDLE_TIMEOUT", "25h", "APP_SESSION_IDLE_TIMEOUT", nil},
+		{"APP_SESSION_CACHE_TTL", "31s", "APP_SESSION_CACHE_TTL", nil},
+		{"APP_SESSION_CACHE_TTL", "-1s", "APP_SESSION_CACHE_TTL", nil},
+		{"APP_SESSION_CACHE_TTL", "soon", "APP_SESSION_CACHE_TTL", nil},
 		{"APP_SESSION_ABSOLUTE_TIMEOUT", "0", "APP_SESSION_ABSOLUTE_TIMEOUT", nil},
 		{"APP_SESSION_ABSOLUTE_TIMEOUT", "1000h", "APP_SESSION_ABSOLUTE_TIMEOUT", nil},
 		// Idle longer than absolute: the idle limit could never apply.
@@ -153,9 +156,13 @@ func TestLoadConfigAcceptsGoodValues(t *testing.T) {
 		"APP_LOG_LEVEL":                "debug",
 		"APP_SECRETS":                  "file:/run/secrets/rampart",
 		"APP_SECRETS_REFRESH":          "30s",
+		"APP_SESSION_CACHE_TTL":        "0",
 	}.get)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.SessionCacheTTL != 0 {
+		t.Errorf("SessionCacheTTL = %s, want 0 (no cache)", cfg.SessionCacheTTL)
 	}
 	if cfg.SecretsRefresh != 30*time.Second {
 		t.Errorf("SecretsRefresh = %s, want 30s", cfg.SecretsRefresh)

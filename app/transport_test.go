@@ -443,6 +443,9 @@ func TestMetricsListener(t *testing.T) {
 		`route="(unmatched)"`,
 		"rampart_http_request_duration_seconds_bucket",
 		"rampart_password_verifications_total",
+		"rampart_session_cache_hits_total",
+		"rampart_session_cache_misses_total",
+		"rampart_session_cache_up 1",
 		"go_goroutines",
 	}
 	var body string

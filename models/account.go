@@ -233,17 +233,33 @@ func (a *Accounts) authenticateSession(ctx context.Context, token string) (Princ
 		return Principal{}, errBadToken
 	}
 	t := a.now()
+	hash := HashToken(token)
+	// A session verified a moment ago is believed without a database
+	// round trip (SessionCache says how revocation still takes effect at
+	// once); the epoch is read before the query, so a result that raced
+	// with a revocation is not cached.
+	cache := a.db.sessions
+	var key [32]byte
+	var epoch uint64
+	if cache != nil {
+		copy(key[:], hash)
+		if p, ok := cache.lookup(key, t, a.idle); ok {
+			return p, nil
+		}
+		epoch = cache.currentEpoch()
+	}
 	var row struct {
 		ID       string    `db:"id"`
 		UserID   string    `db:"user_id"`
 		Role     Role      `db:"role"`
 		LastSeen time.Time `db:"last_seen_at"`
+		Expires  time.Time `db:"expires_at"`
 	}
 	err := a.db.q().get(ctx, &row, `
-		SELECT s.id, s.user_id, u.role, s.last_seen_at
+		SELECT s.id, s.user_id, u.role, s.last_seen_at, s.expires_at
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.token_hash = ? AND s.expires_at > ? AND s.last_seen_at > ? AND u.locked_at IS NULL`,
-		HashToken(token), t, t.Add(-a.idle))
+		hash, t, t.Add(-a.idle))
 	if KindOf(err) == KindNotFound {
 		return Principal{}, errBadToken
 	}
@@ -254,8 +270,13 @@ func (a *Accounts) authenticateSession(ctx context.Context, token string) (Princ
 		if _, err := a.db.q().exec(ctx, `UPDATE sessions SET last_seen_at = ? WHERE id = ?`, t, row.ID); err != nil {
 			return Principal{}, err
 		}
+		row.LastSeen = t
 	}
-	return Principal{Kind: PrincipalSession, UserID: row.UserID, Role: row.Role, SessionID: row.ID}, nil
+	p := Principal{Kind: PrincipalSession, UserID: row.UserID, Role: row.Role, SessionID: row.ID}
+	if cache != nil {
+		cache.store(key, p, row.Expires, row.LastSeen, t, epoch)
+	}
+	return p, nil
 }
 
 // Logout ends the principal's session: its token is dead from now on.
@@ -263,8 +284,11 @@ func (a *Accounts) Logout(ctx context.Context, p Principal) error {
 	if p.Kind != PrincipalSession {
 		return ErrForbidden
 	}
-	_, err := a.db.q().exec(ctx, `DELETE FROM sessions WHERE id = ? AND user_id = ?`, p.SessionID, p.UserID)
-	return err
+	if _, err := a.db.q().exec(ctx, `DELETE FROM sessions WHERE id = ? AND user_id = ?`, p.SessionID, p.UserID); err != nil {
+		return err
+	}
+	a.db.revokeSessions(ctx, revokeSession, p.SessionID)
+	return nil
 }
 
 // Me returns the principal's own account.
@@ -311,13 +335,20 @@ func (a *Accounts) ChangePassword(ctx context.Context, p Principal, current, nex
 		return err
 	}
 	t := a.now()
-	return a.db.tx(ctx, func(q q) error {
+	err = a.db.tx(ctx, func(q q) error {
 		if _, err := q.exec(ctx, `UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?`, hash, t, p.UserID); err != nil {
 			return err
 		}
 		_, err := q.exec(ctx, `DELETE FROM sessions WHERE user_id = ? AND id <> ?`, p.UserID, p.SessionID)
 		return err
 	})
+	if err != nil {
+		return err
+	}
+	// Every cached session of the user, the current one included (it is
+	// read again from the database on its next request).
+	a.db.revokeSessions(ctx, revokeUser, p.UserID)
+	return nil
 }
 
 // PurgeExpiredSessions deletes sessions past their absolute or idle expiry

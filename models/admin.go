@@ -43,13 +43,18 @@ func (a *AdminUsers) Lock(ctx context.Context, userID string) error {
 		return E(KindConflict, "You cannot lock your own account.")
 	}
 	t := now()
-	return a.db.tx(ctx, func(q q) error {
+	err := a.db.tx(ctx, func(q q) error {
 		if err := q.execOne(ctx, `UPDATE users SET locked_at = COALESCE(locked_at, ?), updated_at = ? WHERE id = ?`, t, t, userID); err != nil {
 			return err
 		}
 		_, err := q.exec(ctx, `DELETE FROM sessions WHERE user_id = ?`, userID)
 		return err
 	})
+	if err != nil {
+		return err
+	}
+	a.db.revokeSessions(ctx, revokeUser, userID)
+	return nil
 }
 
 // Unlock lifts a lock; the user must log in again. It returns the user, so

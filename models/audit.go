@@ -96,7 +96,7 @@ type AuditEvent struct {
 // never get past it.
 func (e *AuditEvent) normalize(now time.Time) error {
 	if e.ID == "" {
-		id, err := NewID()
+		id, err := newEventID()
 		if err != nil {
 			return err
 		}

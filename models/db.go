@@ -233,6 +233,10 @@ type DB struct {
 	dialect Dialect
 	rebinds sync.Map // query text -> dialect-specific query text
 	quotas  Quotas
+	// sessions, when set, caches verified session tokens (SetSessionCache).
+	sessions *SessionCache
+	// stmts holds SQLite statements prepared once on the pool (see stmt).
+	stmts sync.Map // query text -> *sqlx.Stmt
 }
 
 // OpenDB opens the database named by u and checks that it answers. For
@@ -411,8 +415,37 @@ func (db *DB) Ping(ctx context.Context) error {
 // through the repositories, never through it.
 func (db *DB) SQLDB() *sql.DB { return db.x.DB }
 
-// Close closes the connection pool.
-func (db *DB) Close() error { return db.x.Close() }
+// Close closes the prepared statements and the connection pool.
+func (db *DB) Close() error {
+	db.stmts.Range(func(k, v any) bool {
+		_ = v.(*sqlx.Stmt).Close()
+		db.stmts.Delete(k)
+		return true
+	})
+	return db.x.Close()
+}
+
+// stmt returns query prepared on the pool, preparing it the first time.
+// SQLite (modernc) otherwise parses and plans the SQL text of every
+// statement it runs, which was a third of the time of a primary-key read;
+// PostgreSQL's driver (pgx) already keeps a prepared statement per
+// connection. The set of queries is fixed at compile time (they are
+// constants), so the map stays small; database/sql prepares each statement
+// again on each connection it runs on.
+func (db *DB) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
+	if st, ok := db.stmts.Load(query); ok {
+		return st.(*sqlx.Stmt), nil
+	}
+	st, err := db.x.PreparexContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := db.stmts.LoadOrStore(query, st); loaded {
+		_ = st.Close()
+		return prev.(*sqlx.Stmt), nil
+	}
+	return st, nil
+}
 
 // rebind turns the '?' placeholders of a constant query into the dialect's
 // own. Results are cached: the set of queries is fixed at compile time.
@@ -441,9 +474,21 @@ type runner interface {
 type q struct {
 	db *DB
 	r  runner
+	// pooled is true outside transactions: SQLite statements then run
+	// from the statement cache (DB.stmt).
+	pooled bool
 }
 
-func (db *DB) q() q { return q{db: db, r: db.x} }
+func (db *DB) q() q { return q{db: db, r: db.x, pooled: db.dialect == SQLite} }
+
+// prepared returns the cached statement for query when q runs on the
+// SQLite pool, and nil otherwise (then the runner prepares it).
+func (q q) prepared(ctx context.Context, query string) (*sqlx.Stmt, error) {
+	if !q.pooled {
+		return nil, nil
+	}
+	return q.db.stmt(ctx, query)
+}
 
 // prepare prepares a constant statement to run many times (a batch);
 // the caller closes it.
@@ -453,15 +498,37 @@ func (q q) prepare(ctx context.Context, query string) (*sqlx.Stmt, error) {
 }
 
 func (q q) get(ctx context.Context, dest any, query string, args ...any) error {
+	st, err := q.prepared(ctx, query)
+	switch {
+	case err != nil:
+		return translate(err)
+	case st != nil:
+		return translate(st.GetContext(ctx, dest, args...))
+	}
 	return translate(q.r.GetContext(ctx, dest, q.db.rebind(query), args...))
 }
 
 func (q q) sel(ctx context.Context, dest any, query string, args ...any) error {
+	st, err := q.prepared(ctx, query)
+	switch {
+	case err != nil:
+		return translate(err)
+	case st != nil:
+		return translate(st.SelectContext(ctx, dest, args...))
+	}
 	return translate(q.r.SelectContext(ctx, dest, q.db.rebind(query), args...))
 }
 
 func (q q) exec(ctx context.Context, query string, args ...any) (int64, error) {
-	res, err := q.r.ExecContext(ctx, q.db.rebind(query), args...)
+	var res sql.Result
+	st, err := q.prepared(ctx, query)
+	switch {
+	case err != nil:
+	case st != nil:
+		res, err = st.ExecContext(ctx, args...)
+	default:
+		res, err = q.r.ExecContext(ctx, q.db.rebind(query), args...)
+	}
 	if err != nil {
 		return 0, translate(err)
 	}

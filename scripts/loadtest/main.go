@@ -183,6 +183,7 @@ type runFlags struct {
 	maxRatio                 float64
 	maxRSSMiB                int
 	spread                   bool
+	jsonOut                  string
 }
 
 func run(args []string) error {
@@ -201,6 +202,7 @@ func run(args []string) error {
 	fs.Float64Var(&f.maxRatio, "max-ratio", 5, "budget: flood p99 / idle p99")
 	fs.IntVar(&f.maxRSSMiB, "max-rss-mib", 512, "budget: peak RSS must stay below this many MiB")
 	fs.BoolVar(&f.spread, "spread", true, "give every flood client its own loopback address")
+	fs.StringVar(&f.jsonOut, "json", "", "also write the figures to this file as JSON (scripts/bench)")
 	_ = fs.Parse(args) // ExitOnError: Parse exits on a bad flag
 	if f.base == "" || f.ca == "" || f.pid == 0 {
 		return errors.New("run needs -base, -ca and -pid")
@@ -312,6 +314,21 @@ func run(args []string) error {
 	rssOK := hwm < int64(f.maxRSSMiB)<<10
 	fmt.Printf("server RSS: peak %s during idle, %s during the flood; VmHWM (peak of the process) %s (budget < %d MiB)%s\n",
 		mib(idleRSS), mib(floodRSS), mib(hwm), f.maxRSSMiB, verdict(rssOK))
+	if f.jsonOut != "" {
+		summary := map[string]any{
+			"reader_idle_p50_ms": msf(idle.pct(0.5)), "reader_idle_p99_ms": msf(idle.pct(0.99)),
+			"reader_flood_p50_ms": msf(flooded.pct(0.5)), "reader_flood_p99_ms": msf(flooded.pct(0.99)),
+			"p99_ratio": ratio, "reader_failures": idle.failed + flooded.failed,
+			"logins_sent": logins.Sent, "peak_rss_mib": float64(hwm) / 1024, "ok": ratioOK && rssOK,
+		}
+		b, err := json.Marshal(summary)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(f.jsonOut, b, 0o600); err != nil {
+			return err
+		}
+	}
 	if !ratioOK || !rssOK {
 		fmt.Println("RESULT: FAIL")
 		return errBudget
@@ -319,6 +336,9 @@ func run(args []string) error {
 	fmt.Println("RESULT: ok")
 	return nil
 }
+
+// msf is d in milliseconds, for JSON.
+func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func srcName(ip net.IP, def string) string {
 	if ip == nil {
