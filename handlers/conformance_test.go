@@ -405,6 +405,8 @@ var badFormat = map[string]string{
 	"email":     "not-an-e-mail-address",
 	"date":      "2030-02-30",
 	"date-time": "tomorrow at noon",
+	"uri":       "not a url",
+	"uuid":      "not-a-uuid",
 }
 
 // textOf returns a string of exactly n characters in the given format

@@ -137,6 +137,7 @@ func newFixture(t testing.TB, api *testAPI) *fixture {
 		withoutBody: maps.Clone(routesWithoutBody),
 	}
 	fx.spare = api.login(t, fx.owner.Email, fx.owner.Password)
+	fx.addGeneratedBodies(t)
 	fx.readKey = api.createKey(t, fx.owner.Token, `{"name":"Read key","scopes":["projects:read"]}`).Key
 	fx.writeKey = api.createKey(t, fx.owner.Token, `{"name":"Write key","scopes":["projects:write"]}`).Key
 	fx.bothKey = api.createKey(t, fx.owner.Token, `{"name":"Both key","scopes":["projects:read","projects:write"]}`).Key
@@ -186,6 +187,9 @@ func (fx *fixture) ownerKey(t testing.TB) (id, key string) {
 func (fx *fixture) params(t testing.TB, r route) map[string]string {
 	t.Helper()
 	names := pathParams(r.path)
+	if g, ok := generatedFor(r); ok && len(names) > 0 {
+		return g.objects(fx.api, t, fx.owner.Token)
+	}
 	switch {
 	case len(names) == 0:
 		return nil
@@ -715,6 +719,10 @@ func (fx *fixture) testIDs(t testing.TB, r route) {
 		}
 	}
 
+	if g, ok := generatedFor(r); ok {
+		fx.testGeneratedIDs(t, g, r, body)
+		return
+	}
 	switch {
 	case r.policy.String() == "admin":
 		// An admin may act on any user: there is no "someone else's" user.
