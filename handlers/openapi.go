@@ -432,6 +432,13 @@ func applyRules(s map[string]any, rules []string) error {
 			s["format"] = "email"
 		case "date":
 			s["format"] = "date"
+		case "len":
+			n, err := strconv.Atoi(param)
+			if err != nil {
+				return fmt.Errorf("rule %q: %w", rule, err)
+			}
+			s[boundKeyword(s, "minLength", "minItems", "minimum")] = n
+			s[boundKeyword(s, "maxLength", "maxItems", "maximum")] = n
 		case "gte":
 			n, err := strconv.Atoi(param)
 			if err != nil {

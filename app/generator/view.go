@@ -55,7 +55,7 @@ type fieldView struct {
 	Name, Go, Var, Human string
 	Type                 string
 	Required             bool
-	Deref                bool // the create request holds a pointer, the model a value
+	Deref                bool   // the create request holds a pointer, the model a value
 	ModelType            string // in package models
 	PatchType            string // in package models
 	ReqType, ReqTag      string // create request
@@ -250,17 +250,17 @@ func newFieldView(f Field, resolve resolver) (fieldView, error) {
 			rules = append(rules, "nocontrolml")
 		}
 		fv.ModelType, fv.PatchType, fv.RespType = ptr("string"), "*string", ptr("string")
-		fv.SQLite, fv.Postgres = "TEXT"+notNull, "text"+notNull
+		fv.SQLite, fv.Postgres = "TEXT\x00"+notNull, "text\x00"+notNull
 	case "int":
 		fv.ModelType, fv.PatchType, fv.RespType = ptr("int32"), "*int32", ptr("int32")
-		fv.SQLite, fv.Postgres = "INTEGER"+notNull, "integer"+notNull
+		fv.SQLite, fv.Postgres = "INTEGER\x00"+notNull, "integer\x00"+notNull
 	case "bigint":
 		fv.ModelType, fv.PatchType, fv.RespType = ptr("int64"), "*int64", ptr("int64")
-		fv.SQLite, fv.Postgres = "INTEGER"+notNull, "bigint"+notNull
+		fv.SQLite, fv.Postgres = "INTEGER\x00"+notNull, "bigint\x00"+notNull
 	case "bool":
 		fv.ModelType, fv.PatchType, fv.RespType = ptr("bool"), "*bool", ptr("bool")
-		fv.SQLite = "INTEGER" + notNull + " CHECK (" + f.Name + " IN (0, 1))"
-		fv.Postgres = "boolean" + notNull
+		fv.SQLite = "INTEGER\x00" + notNull + " CHECK (" + f.Name + " IN (0, 1))"
+		fv.Postgres = "boolean\x00" + notNull
 	case "decimal":
 		rules = append(rules, "decimal="+f.Args[0]+"."+f.Args[1])
 		fv.ModelType, fv.PatchType, fv.RespType = ptr("string"), "*string", ptr("string")
@@ -271,8 +271,8 @@ func newFieldView(f Field, resolve resolver) (fieldView, error) {
 		fv.PatchConv = "optionalDecimalField(" + strconv.Quote(f.Name) + ", r." + fv.Go + ", " + f.Args[1] + ")"
 		// Stored as text in SQLite, which keeps the canonical form the
 		// handler wrote; as an exact numeric in PostgreSQL.
-		fv.SQLite = "TEXT" + notNull
-		fv.Postgres = "numeric(" + f.Args[0] + ", " + f.Args[1] + ")" + notNull
+		fv.SQLite = "TEXT\x00" + notNull
+		fv.Postgres = "numeric(" + f.Args[0] + ", " + f.Args[1] + ")\x00" + notNull
 	case "time":
 		rules = append(rules, "timestamp")
 		fv.ModelType, fv.PatchType, fv.RespType = ptr("time.Time"), "*time.Time", ptr("string")
@@ -281,7 +281,7 @@ func newFieldView(f Field, resolve resolver) (fieldView, error) {
 			fv.CreateConv = "optional" + upperFirst(fv.CreateConv)
 		}
 		fv.PatchConv = "optionalTimestampField(" + strconv.Quote(f.Name) + ", r." + fv.Go + ")"
-		fv.SQLite, fv.Postgres = "DATETIME"+notNull, "timestamptz"+notNull
+		fv.SQLite, fv.Postgres = "DATETIME\x00"+notNull, "timestamptz\x00"+notNull
 	case "date":
 		rules = append(rules, "date")
 		fv.ModelType, fv.PatchType, fv.RespType = "NullDate", "NullDate", ptr("string")
@@ -290,12 +290,12 @@ func newFieldView(f Field, resolve resolver) (fieldView, error) {
 			fv.CreateConv = "optional" + upperFirst(fv.CreateConv)
 		}
 		fv.PatchConv = "optionalDateField(" + strconv.Quote(f.Name) + ", r." + fv.Go + ")"
-		fv.SQLite = "TEXT" + notNull + " CHECK (" + f.Name + " IS NULL OR length(" + f.Name + ") = 10)"
-		fv.Postgres = "date" + notNull
+		fv.SQLite = "TEXT\x00" + notNull + " CHECK (" + f.Name + " IS NULL OR length(" + f.Name + ") = 10)"
+		fv.Postgres = "date\x00" + notNull
 	case "uuid":
 		rules = append(rules, "uuid4")
 		fv.ModelType, fv.PatchType, fv.RespType = ptr("string"), "*string", ptr("string")
-		fv.SQLite, fv.Postgres = "TEXT"+notNull, "uuid"+notNull
+		fv.SQLite, fv.Postgres = "TEXT\x00"+notNull, "uuid\x00"+notNull
 	case "enum":
 		rules = append(rules, "oneof="+strings.Join(f.Args, " "))
 		fv.ModelType, fv.PatchType, fv.RespType = ptr("string"), "*string", ptr("string")
@@ -304,7 +304,7 @@ func newFieldView(f Field, resolve resolver) (fieldView, error) {
 			quoted[i] = "'" + a + "'"
 		}
 		check := " CHECK (" + f.Name + " IN (" + strings.Join(quoted, ", ") + "))"
-		fv.SQLite, fv.Postgres = "TEXT"+notNull+check, "text"+notNull+check
+		fv.SQLite, fv.Postgres = "TEXT\x00"+notNull+check, "text\x00"+notNull+check
 	case "ref":
 		table, sample, err := resolve(f.Args[0])
 		if err != nil {
@@ -322,8 +322,8 @@ func newFieldView(f Field, resolve resolver) (fieldView, error) {
 		if !f.Required {
 			onDelete = "SET NULL"
 		}
-		fv.SQLite = "TEXT" + notNull + " REFERENCES " + table + " (id) ON DELETE " + onDelete
-		fv.Postgres = "uuid" + notNull + " REFERENCES " + table + " (id) ON DELETE " + onDelete
+		fv.SQLite = "TEXT\x00" + notNull + " REFERENCES " + table + " (id) ON DELETE " + onDelete
+		fv.Postgres = "uuid\x00" + notNull + " REFERENCES " + table + " (id) ON DELETE " + onDelete
 	}
 	if f.Index == "unique" && (f.Type == "enum" || f.Type == "bool" || slices.ContainsFunc(f.Rules, func(r string) bool { return strings.HasPrefix(r, "oneof=") })) {
 		return fv, fmt.Errorf("field %s: a field with a fixed set of values cannot be unique per owner; use index", f.Name)
@@ -415,31 +415,49 @@ func (v *view) sql() {
 	set = append(set, "updated_at = ?")
 	v.UpdateSet, v.UpdateArgs = strings.Join(set, ",\n\t\t    "), strings.Join(setArgs, ", ")
 
-	// Column definitions, aligned like the hand-written migrations.
+	// Column definitions, aligned like the hand-written migrations: name,
+	// type, constraints. A definition is "TYPE\x00 CONSTRAINTS".
 	type col struct{ name, sqlite, postgres string }
 	cols := []col{
-		{"seq", "INTEGER PRIMARY KEY", "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"},
-		{"id", "TEXT     NOT NULL UNIQUE", "uuid        NOT NULL UNIQUE"},
-		{"owner_id", "TEXT     NOT NULL REFERENCES users (id) ON DELETE CASCADE", "uuid        NOT NULL REFERENCES users (id) ON DELETE CASCADE"},
+		{"seq", "INTEGER\x00 PRIMARY KEY", "bigint\x00 GENERATED ALWAYS AS IDENTITY PRIMARY KEY"},
+		{"id", "TEXT\x00 NOT NULL UNIQUE", "uuid\x00 NOT NULL UNIQUE"},
+		{"owner_id", "TEXT\x00 NOT NULL REFERENCES users (id) ON DELETE CASCADE", "uuid\x00 NOT NULL REFERENCES users (id) ON DELETE CASCADE"},
 	}
 	if v.Parent != nil {
-		cols = append(cols, col{v.Parent.Column, "TEXT     NOT NULL REFERENCES " + v.Parent.Table + " (id) ON DELETE CASCADE",
-			"uuid        NOT NULL REFERENCES " + v.Parent.Table + " (id) ON DELETE CASCADE"})
+		cols = append(cols, col{v.Parent.Column, "TEXT\x00 NOT NULL REFERENCES " + v.Parent.Table + " (id) ON DELETE CASCADE",
+			"uuid\x00 NOT NULL REFERENCES " + v.Parent.Table + " (id) ON DELETE CASCADE"})
 	}
 	for _, f := range v.Fields {
 		cols = append(cols, col{f.Name, f.SQLite, f.Postgres})
 	}
-	cols = append(cols, col{"created_at", "DATETIME NOT NULL", "timestamptz NOT NULL"}, col{"updated_at", "DATETIME NOT NULL", "timestamptz NOT NULL"})
-	width := 0
-	for _, c := range cols {
-		width = max(width, len(c.name))
-	}
-	for i, c := range cols {
-		sep := ","
-		if i == len(cols)-1 {
-			sep = ""
+	cols = append(cols, col{"created_at", "DATETIME\x00 NOT NULL", "timestamptz\x00 NOT NULL"}, col{"updated_at", "DATETIME\x00 NOT NULL", "timestamptz\x00 NOT NULL"})
+	layout := func(defs []string) []string {
+		width, typeWidth := 0, 0
+		for i, d := range defs {
+			width = max(width, len(cols[i].name))
+			typ, _, _ := strings.Cut(d, "\x00")
+			if !strings.HasPrefix(d, "INTEGER\x00 PRIMARY") && !strings.HasPrefix(d, "bigint\x00 GENERATED") {
+				typeWidth = max(typeWidth, len(typ))
+			}
 		}
-		v.SQLiteColumns = append(v.SQLiteColumns, fmt.Sprintf("    %-*s %s%s", width, c.name, c.sqlite, sep))
-		v.PostgresColumns = append(v.PostgresColumns, fmt.Sprintf("    %-*s %s%s", width, c.name, c.postgres, sep))
+		out := make([]string, len(defs))
+		for i, d := range defs {
+			typ, rest, _ := strings.Cut(d, "\x00")
+			line := fmt.Sprintf("    %-*s %-*s%s", width, cols[i].name, typeWidth, typ, rest)
+			if i == 0 {
+				line = fmt.Sprintf("    %-*s %s%s", width, cols[i].name, typ, rest)
+			}
+			line = strings.TrimRight(line, " ")
+			if i < len(defs)-1 {
+				line += ","
+			}
+			out[i] = line
+		}
+		return out
 	}
+	var lite, pg []string
+	for _, c := range cols {
+		lite, pg = append(lite, c.sqlite), append(pg, c.postgres)
+	}
+	v.SQLiteColumns, v.PostgresColumns = layout(lite), layout(pg)
 }
