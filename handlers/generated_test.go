@@ -6,13 +6,14 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-playground/validator/v10"
 )
 
 // Support for the tests the generator writes (app/generator, templates/
@@ -137,36 +138,6 @@ func checkEcho(tb testing.TB, rec *httptest.ResponseRecorder, sent map[string]an
 	}
 }
 
-// walkSorted follows a list in the order sort, limit items a page, and
-// returns the IDs it saw (failing on one seen twice).
-func walkSorted(tb testing.TB, a *testAPI, token, path, sort string, limit int) map[string]bool {
-	tb.Helper()
-	seen := map[string]bool{}
-	target := fmt.Sprintf("%s?sort=%s&limit=%d", path, sort, limit)
-	for pages := 0; pages < 1000; pages++ {
-		rec := a.call(tb, http.MethodGet, target, token, "")
-		expectStatus(tb, rec, http.StatusOK, "list "+target)
-		var page pageJSON[struct {
-			ID string `json:"id"`
-		}]
-		if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil {
-			tb.Fatalf("list %s: %v", target, err)
-		}
-		for _, item := range page.Items {
-			if seen[item.ID] {
-				tb.Errorf("list by %s: %s seen twice", sort, item.ID)
-			}
-			seen[item.ID] = true
-		}
-		if page.NextCursor == nil {
-			return seen
-		}
-		target = fmt.Sprintf("%s?sort=%s&limit=%d&cursor=%s", path, sort, limit, url.QueryEscape(*page.NextCursor))
-	}
-	tb.Fatalf("walk %s: the cursor never ends", path)
-	return nil
-}
-
 // textValue returns valid text of a kind (plain, email, url, uuid4,
 // alphanum) with a length between minLen and maxLen, unique for variant
 // and n.
@@ -213,3 +184,66 @@ func dateValue(n int64) string {
 
 // uuidValue returns a distinct version 4 UUID for n.
 func uuidValue(n int64) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", n) }
+
+// TestGeneratedTestValues: the values generated tests send are valid for
+// the rules they are made for, so that a generated test fails only when
+// the code it tests does; and the body helpers copy, never change, a body.
+func TestGeneratedTestValues(t *testing.T) {
+	v := validator.New()
+	for _, c := range []struct {
+		kind, rules string
+		minLen      int
+		maxLen      int
+	}{
+		{"plain", "min=1,max=255", 1, 255},
+		{"plain", "len=8", 8, 8},
+		{"plain", "min=40,max=50", 40, 50},
+		{"email", "email,max=200", 0, 200},
+		{"email", "email,min=60,max=70", 60, 70},
+		{"url", "url,max=300", 0, 300},
+		{"url", "url,min=50,max=60", 50, 60},
+		{"uuid4", "uuid4", 0, 255},
+		{"alphanum", "alphanum,len=8", 8, 8},
+		{"alphanum", "alphanum,min=1,max=3", 1, 3},
+	} {
+		seen := map[string]bool{}
+		for _, n := range []int64{1, 42, 99999} {
+			for variant := 1; variant <= 2; variant++ {
+				s := textValue(c.kind, variant, n, c.minLen, c.maxLen)
+				if err := v.Var(s, c.rules); err != nil {
+					t.Errorf("textValue(%s, %d, %d) = %q breaks %s: %v", c.kind, variant, n, s, c.rules, err)
+				}
+				if c.maxLen >= 8 && seen[s] {
+					t.Errorf("textValue(%s) repeats %q", c.kind, s)
+				}
+				seen[s] = true
+			}
+		}
+	}
+	for _, n := range []int64{1, 500001} {
+		if _, err := time.Parse(time.RFC3339, timeValue(n)); err != nil || timeValue(n) == timeValue(n+1) {
+			t.Errorf("timeValue(%d) = %q, %v", n, timeValue(n), err)
+		}
+		if _, err := time.Parse("2006-01-02", dateValue(n)); err != nil || dateValue(n) == dateValue(n+1) {
+			t.Errorf("dateValue(%d) = %q, %v", n, dateValue(n), err)
+		}
+		if err := v.Var(uuidValue(n), "uuid4"); err != nil || uuidValue(n) == uuidValue(n+1) {
+			t.Errorf("uuidValue(%d) = %q, %v", n, uuidValue(n), err)
+		}
+	}
+	body := map[string]any{"title": "kept", "done": true}
+	if with := withMember(body, "title", "changed"); with["title"] != "changed" || body["title"] != "kept" {
+		t.Errorf("withMember = %v, and the body is now %v", with, body)
+	}
+	if without := withoutMember(body, "done"); len(without) != 1 || len(body) != 2 {
+		t.Errorf("withoutMember = %v, and the body is now %v", without, body)
+	}
+	rec := httptest.NewRecorder()
+	rec.Body.WriteString(`{"title":"kept","done":true,"count":3,"id":"x"}`)
+	checkEcho(t, rec, map[string]any{"title": "kept", "done": true, "count": int64(3)})
+	mismatch := &recordingTB{TB: t}
+	mismatch.run(func() { checkEcho(mismatch, rec, map[string]any{"title": "other"}) })
+	if !mismatch.Failed() {
+		t.Error("checkEcho accepted a different value")
+	}
+}

@@ -372,13 +372,7 @@ func (fx *fixture) testUnauthenticated(t testing.TB, r route) {
 		{"unknown prefix", []string{"Bearer rpk_" + strings.TrimPrefix(unknown, "rps_")}},
 		{"truncated token", []string{"Bearer " + valid[:len(valid)-1]}},
 	}
-	// Unknown IDs for every path parameter (id first, then the child's:
-	// task_id, or a generated resource's).
-	ids := map[string]string{}
-	for i, name := range pathParams(r.path) {
-		ids[name] = []string{"7d1e4c4e-0d7e-4e5e-9f6a-8d2b2f1b6a01", "0b8a3c1e-5f2d-4c5b-8a9e-3f6d7e8c9b10"}[min(i, 1)]
-	}
-	target := fillPath(r.path, ids)
+	target := fillPath(r.path, unknownIDs(r.path))
 	body := fx.validBody(r)
 	if r.policy.IsPublic() {
 		req := newRequest(r.method, target, body)
