@@ -3,8 +3,6 @@ package generator
 import (
 	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -18,6 +16,7 @@ func (g *Generator) Destroy(name string, o Options) error {
 	if err != nil {
 		return err
 	}
+	defer p.root.Close()
 	mr, ok := p.m.resource(name)
 	if !ok {
 		return argErr("there is no generated resource %q", safe(name))
@@ -70,6 +69,9 @@ func (g *Generator) Destroy(name string, o Options) error {
 	if err := p.apply(g.Out, files, remove, &m, o); err != nil {
 		return err
 	}
+	if o.DryRun {
+		return nil
+	}
 	fmt.Fprintf(g.Out, "kept the migrations %s (they may have been applied).\n", strings.Join(kept, ", "))
 	fmt.Fprintf(g.Out, "To drop the table, add a migration NNNN_drop_%s with up: DROP TABLE %s; and as down the CREATE TABLE of %s.\n",
 		self.Table, self.Table, self.Migration)
@@ -84,6 +86,7 @@ func (g *Generator) Check() error {
 	if err != nil {
 		return err
 	}
+	defer p.root.Close()
 	specs, err := p.specs()
 	if err != nil {
 		return err
@@ -109,7 +112,7 @@ func (g *Generator) Check() error {
 	}
 	var drift []string
 	for _, f := range files {
-		old, err := os.ReadFile(filepath.Join(p.root, filepath.FromSlash(f.path)))
+		old, err := p.root.ReadFile(f.path)
 		switch {
 		case err != nil:
 			drift = append(drift, f.path+" (missing)")
@@ -125,7 +128,7 @@ func (g *Generator) Check() error {
 		fmt.Fprintf(g.Out, "warning: the template override %s is older than the generator's template\n", s)
 	}
 	if len(drift) > 0 {
-		return fmt.Errorf("generated files drifted: %s; rerun the generate command in %s (or restore the files)", strings.Join(drift, "; "), ManifestFile)
+		return fmt.Errorf("generated files drifted: %s; rerun `generate resource` with each resource's arguments from %s (or restore the files)", strings.Join(drift, "; "), ManifestFile)
 	}
 	fmt.Fprintf(g.Out, "generated files are up to date (%d resource(s), %d file(s))\n", len(views), len(files))
 	return nil

@@ -2,6 +2,8 @@ package generator
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"go/ast"
@@ -10,6 +12,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -90,18 +93,29 @@ func (g *Generator) destroyCmd(args []string) error {
 }
 
 // project is the state of the project a run works from.
+// Every file is reached through an os.Root: no path the generator forms,
+// and no symbolic link in the tree, can lead it outside the project.
 type project struct {
-	root string
+	root *os.Root
 	m    *manifest
 	ts   *templateSet
 }
 
 func (g *Generator) load() (*project, error) {
-	m, err := readManifest(g.Root)
+	root, err := os.OpenRoot(g.Root)
 	if err != nil {
 		return nil, err
 	}
-	return &project{root: g.Root, m: m, ts: newTemplateSet(g.Root)}, nil
+	m, err := readManifest(root)
+	if err != nil {
+		return nil, err
+	}
+	return &project{root: root, m: m, ts: newTemplateSet(root)}, nil
+}
+
+// readDir lists a folder of the project.
+func (p *project) readDir(dir string) ([]fs.DirEntry, error) {
+	return fs.ReadDir(p.root.FS(), dir)
 }
 
 // resolver answers for parent and ref targets: the sample's project, or a
@@ -169,7 +183,7 @@ var migrationName = regexp.MustCompile(`^([0-9]{4})_[a-z0-9_]+\.(up|down)\.sql$`
 func (p *project) nextMigration() (int, error) {
 	highest := 0
 	for _, dir := range []string{"migrations/sqlite", "migrations/postgres"} {
-		entries, err := os.ReadDir(filepath.Join(p.root, dir))
+		entries, err := p.readDir(dir)
 		if err != nil {
 			return 0, err
 		}
@@ -190,16 +204,16 @@ func (p *project) nextMigration() (int, error) {
 func (p *project) tableExists(table string, own []string) (bool, error) {
 	pattern := regexp.MustCompile(`(?i)CREATE TABLE (IF NOT EXISTS )?` + regexp.QuoteMeta(table) + `\s*\(`)
 	for _, dir := range []string{"migrations/sqlite", "migrations/postgres"} {
-		entries, err := os.ReadDir(filepath.Join(p.root, dir))
+		entries, err := p.readDir(dir)
 		if err != nil {
 			return false, err
 		}
 		for _, e := range entries {
-			path := dir + "/" + e.Name()
-			if slices.Contains(own, path) || !strings.HasSuffix(e.Name(), ".up.sql") {
+			name := dir + "/" + e.Name()
+			if slices.Contains(own, name) || !strings.HasSuffix(e.Name(), ".up.sql") {
 				continue
 			}
-			b, err := os.ReadFile(filepath.Join(p.root, path))
+			b, err := p.root.ReadFile(name)
 			if err != nil {
 				return false, err
 			}
@@ -217,6 +231,7 @@ func (g *Generator) Resource(r Resource, o Options) error {
 	if err != nil {
 		return err
 	}
+	defer p.root.Close()
 	specs, err := p.specs()
 	if err != nil {
 		return err
@@ -317,31 +332,31 @@ func (p *project) checkNames(files []file) error {
 		if !strings.HasSuffix(f.path, ".go") {
 			continue
 		}
-		dir := filepath.Dir(f.path)
+		dir := path.Dir(f.path)
 		ours, err := declaredNames(f.path, f.content)
 		if err != nil {
 			return err
 		}
-		entries, err := os.ReadDir(filepath.Join(p.root, dir))
+		entries, err := p.readDir(dir)
 		if err != nil {
 			return err
 		}
 		for _, e := range entries {
-			path := dir + "/" + e.Name()
-			if ownPaths[path] || !strings.HasSuffix(e.Name(), ".go") || path == routesFile || path == fixturesFile {
+			other := dir + "/" + e.Name()
+			if ownPaths[other] || !strings.HasSuffix(e.Name(), ".go") || other == routesFile || other == fixturesFile {
 				continue
 			}
-			b, err := os.ReadFile(filepath.Join(p.root, path))
+			b, err := p.root.ReadFile(other)
 			if err != nil {
 				return err
 			}
-			theirs, err := declaredNames(path, b)
+			theirs, err := declaredNames(other, b)
 			if err != nil {
 				continue // a file that does not parse is the compiler's to report
 			}
 			for name := range ours {
 				if theirs[name] {
-					return fmt.Errorf("%s would declare %s, which %s already declares; choose another resource name", f.path, name, path)
+					return fmt.Errorf("%s would declare %s, which %s already declares; choose another resource name", f.path, name, other)
 				}
 			}
 		}
@@ -409,7 +424,7 @@ type step struct {
 func (p *project) plan(files []file, remove []string, o Options) ([]step, error) {
 	var steps []step
 	for _, f := range files {
-		old, err := os.ReadFile(filepath.Join(p.root, filepath.FromSlash(f.path)))
+		old, err := p.root.ReadFile(f.path)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
@@ -432,16 +447,16 @@ func (p *project) plan(files []file, remove []string, o Options) ([]step, error)
 		}
 		steps = append(steps, s)
 	}
-	for _, path := range remove {
-		old, err := os.ReadFile(filepath.Join(p.root, filepath.FromSlash(path)))
+	for _, name := range remove {
+		old, err := p.root.ReadFile(name)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		s := step{path: path, old: old, class: classRemove}
-		if p.m.Files[path] != hashOf(old) {
+		s := step{path: name, old: old, class: classRemove}
+		if p.m.Files[name] != hashOf(old) {
 			s.class = classKeep
 		}
 		steps = append(steps, s)
@@ -482,7 +497,7 @@ func (p *project) apply(out io.Writer, files []file, remove []string, m *manifes
 		}
 	}
 	manifestBytes := m.encode()
-	if old, err := os.ReadFile(filepath.Join(p.root, ManifestFile)); err != nil || !bytes.Equal(old, manifestBytes) {
+	if old, err := p.root.ReadFile(ManifestFile); err != nil || !bytes.Equal(old, manifestBytes) {
 		steps = append(steps, step{path: ManifestFile, class: classNew, old: old, content: manifestBytes})
 		if err == nil {
 			steps[len(steps)-1].class = classUpdate
@@ -517,53 +532,45 @@ func (p *project) apply(out io.Writer, files []file, remove []string, m *manifes
 // when all are written renames them into place, so that a failure leaves
 // no half-written file.
 func (p *project) write(out io.Writer, steps []step) error {
-	type pending struct{ tmp, path string }
-	var done []pending
+	var temps []string
 	cleanup := func() {
-		for _, d := range done {
-			_ = os.Remove(d.tmp)
+		for _, tmp := range temps {
+			_ = p.root.Remove(tmp)
 		}
 	}
 	for _, s := range steps {
 		if s.content == nil || s.class == classIdentical {
 			continue
 		}
-		path := filepath.Join(p.root, filepath.FromSlash(s.path))
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		// Source folders, readable like the rest of the checked-out tree.
+		if err := p.root.MkdirAll(path.Dir(s.path), 0o755); err != nil { // #nosec G301 -- a source folder of the project
 			cleanup()
 			return err
 		}
-		f, err := os.CreateTemp(filepath.Dir(path), ".generate-*")
+		tmp, err := p.writeTemp(s.path, s.content)
+		if tmp != "" {
+			temps = append(temps, tmp)
+		}
 		if err != nil {
 			cleanup()
 			return err
 		}
-		done = append(done, pending{f.Name(), path})
-		if _, err := f.Write(s.content); err != nil {
-			_ = f.Close()
-			cleanup()
-			return err
-		}
-		if err := f.Close(); err != nil {
-			cleanup()
-			return err
-		}
-		// Source files are not secret: the usual mode of checked-in files.
-		if err := os.Chmod(f.Name(), 0o644); err != nil { // #nosec G302 -- source code, readable like the rest of the tree
-			cleanup()
-			return err
-		}
 	}
-	for _, d := range done {
-		if err := os.Rename(d.tmp, d.path); err != nil {
+	i := 0
+	for _, s := range steps {
+		if s.content == nil || s.class == classIdentical {
+			continue
+		}
+		if err := p.root.Rename(temps[i], s.path); err != nil {
 			cleanup()
 			return err
 		}
+		i++
 	}
 	for _, s := range steps {
 		switch s.class {
 		case classRemove:
-			if err := os.Remove(filepath.Join(p.root, filepath.FromSlash(s.path))); err != nil {
+			if err := p.root.Remove(s.path); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "removed   %s\n", s.path)
@@ -576,6 +583,26 @@ func (p *project) write(out io.Writer, steps []step) error {
 		}
 	}
 	return nil
+}
+
+// writeTemp writes content to a new file with a random name beside
+// target and returns its name.
+func (p *project) writeTemp(target string, content []byte) (string, error) {
+	var suffix [8]byte
+	if _, err := rand.Read(suffix[:]); err != nil {
+		return "", err
+	}
+	tmp := path.Join(path.Dir(target), ".generate-"+hex.EncodeToString(suffix[:]))
+	// Source code: the usual mode of checked-in files.
+	f, err := p.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644) // #nosec G302 -- source code, readable like the rest of the tree
+	if err != nil {
+		return "", err
+	}
+	if _, err := f.Write(content); err != nil {
+		_ = f.Close()
+		return tmp, err
+	}
+	return tmp, f.Close()
 }
 
 // writeDiff prints a unified diff of one step (go-difflib: a small,

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -36,9 +35,9 @@ type manifestResource struct {
 
 const manifestNote = "Written by `rampart generate`; do not edit. Hashes are SHA-256 of each generated file as written."
 
-func readManifest(root string) (*manifest, error) {
+func readManifest(root *os.Root) (*manifest, error) {
 	m := &manifest{Note: manifestNote, Files: map[string]string{}}
-	b, err := os.ReadFile(filepath.Join(root, ManifestFile))
+	b, err := root.ReadFile(ManifestFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return m, nil
 	}

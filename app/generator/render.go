@@ -6,7 +6,6 @@ import (
 	"go/format"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -24,13 +23,13 @@ var versionLine = regexp.MustCompile(`^\{\{- /\* version: ([0-9]+) \*/ -\}\}`)
 // templateSet loads the generator's templates: the embedded ones, each
 // replaced by the project's file at the same path if there is one.
 type templateSet struct {
-	root      string
+	root      *os.Root
 	overrides []string // the paths of templates the project overrides
 	stale     []string // overrides older than the embedded template
 	cache     map[string]*template.Template
 }
 
-func newTemplateSet(root string) *templateSet {
+func newTemplateSet(root *os.Root) *templateSet {
 	return &templateSet{root: root, cache: map[string]*template.Template{}}
 }
 
@@ -52,9 +51,8 @@ func (ts *templateSet) get(name string) (*template.Template, error) {
 		return nil, fmt.Errorf("template %s: %w", name, err)
 	}
 	text := embedded
-	path := filepath.Join(ts.root, templateDir, name)
-	if own, err := os.ReadFile(path); err == nil && !bytes.Equal(own, embedded) {
-		rel := filepath.ToSlash(filepath.Join(templateDir, name))
+	rel := templateDir + "/" + name
+	if own, err := ts.root.ReadFile(rel); err == nil && !bytes.Equal(own, embedded) {
 		ts.overrides = append(ts.overrides, rel)
 		if templateVersion(own) < templateVersion(embedded) {
 			ts.stale = append(ts.stale, fmt.Sprintf("%s (version %d; the generator's is %d)", rel, templateVersion(own), templateVersion(embedded)))

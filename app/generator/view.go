@@ -37,7 +37,8 @@ type view struct {
 	SQLiteColumns, PostgresColumns   []string
 	InsertColumns, InsertValues      string
 	InsertArgs                       string
-	UpdateSet, UpdateArgs            string
+	UpdateSet, UpdateSetTx           string // the SET list, indented for a statement at two or three tabs
+	UpdateArgs                       string
 	InvalidCases                     []invalidCase
 	FirstInvalid, FirstUpdateInvalid *invalidCase // the conformance suite's 422 bodies
 	UnknownMembers                   []string
@@ -413,7 +414,8 @@ func (v *view) sql() {
 	args = append(args, "t", "t")
 	v.InsertColumns, v.InsertValues, v.InsertArgs = strings.Join(ins, ", "), strings.Join(vals, ", "), strings.Join(args, ", ")
 	set = append(set, "updated_at = ?")
-	v.UpdateSet, v.UpdateArgs = strings.Join(set, ",\n\t\t    "), strings.Join(setArgs, ", ")
+	v.UpdateSet, v.UpdateSetTx = strings.Join(set, ",\n\t\t    "), strings.Join(set, ",\n\t\t\t    ")
+	v.UpdateArgs = strings.Join(setArgs, ", ")
 
 	// Column definitions, aligned like the hand-written migrations: name,
 	// type, constraints. A definition is "TYPE\x00 CONSTRAINTS".
