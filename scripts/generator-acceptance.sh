@@ -146,8 +146,8 @@ log "destroy: the tree is as before apart from the kept migrations"
 for name in milestone comment item tag; do gen destroy "$name" >/dev/null; done
 gen check
 after=$(snapshot)
-removed=$(comm -23 <(echo "$before") <(echo "$after"))
-added=$(comm -13 <(echo "$before") <(echo "$after") | awk '{print $2}')
+removed=$(LC_ALL=C comm -23 <(echo "$before" | LC_ALL=C sort) <(echo "$after" | LC_ALL=C sort))
+added=$(LC_ALL=C comm -13 <(echo "$before" | LC_ALL=C sort) <(echo "$after" | LC_ALL=C sort) | awk '{print $2}')
 [ -z "$removed" ] || fail "destroy left changed or missing files: $removed"
 for f in $added; do
   [[ "$f" =~ ^\./migrations/(sqlite|postgres)/[0-9]{4}_(tags|items|comments|milestones)\.(up|down)\.sql$ ]] ||
