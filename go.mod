@@ -29,6 +29,7 @@ require (
 	github.com/moby/buildkit v0.26.2
 	github.com/moby/patternmatcher v0.6.0
 	github.com/oschwald/maxminddb-golang/v2 v2.9.0
+	github.com/pmezard/go-difflib v1.0.1-0.20181226105442-5d4384ee4fb2
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3
 	github.com/redis/go-redis/v9 v9.23.0

@@ -83,6 +83,8 @@ func run(ctx context.Context, args []string, env Env) error {
 		return configCmd(env)
 	case "dev":
 		return devCmd(args, env)
+	case "generate":
+		return generateCmd(args, env)
 	case "version":
 		fmt.Fprintln(env.Stdout, Version)
 		return nil
@@ -118,6 +120,12 @@ Usage:
   rampart dev ca                        make (or show) the local development CA; installs nothing
   rampart dev client-cert --name NAME [--days N] [--out DIR]
                                         issue a client certificate for the mTLS listener from that CA
+  rampart generate resource NAME FIELD... [--parent R] [--actions list,show,create,update,delete]
+                   [--dry-run] [--diff] [--force] [--overwrite FILE]
+                                        add an owned resource (README, "Add an endpoint")
+  rampart generate destroy NAME [--dry-run] [--force]
+                                        remove a generated resource; keeps its migrations
+  rampart generate check                fail when generated files drifted from the generator
   rampart config                        print the configuration, secrets redacted
   rampart version                       print the version
 

@@ -406,6 +406,7 @@ var badFormat = map[string]string{
 	"date":      "2030-02-30",
 	"date-time": "tomorrow at noon",
 	"uri":       "not a URL at all",
+	"uuid":      "not-a-uuid",
 }
 
 // textOf returns a string of exactly n characters in the given format

@@ -216,7 +216,11 @@ func testCORSAllowlist(t *testing.T, api *testAPI, credentials bool) {
 		for path, methods := range methodsOf {
 			for _, origin := range []string{allowedOrigin, allowedPortOrigin} {
 				what := "preflight " + path + " from " + origin
-				rec := api.serve(t, preflight(fillPath(path, values), origin, methods[0], "Authorization, Content-Type, X-Evil, Cookie"))
+				ids := unknownIDs(path) // a generated child's parameter
+				for k, v := range values {
+					ids[k] = v
+				}
+				rec := api.serve(t, preflight(fillPath(path, ids), origin, methods[0], "Authorization, Content-Type, X-Evil, Cookie"))
 				if !checkStatus(t, rec, http.StatusNoContent, what) {
 					continue
 				}
@@ -322,7 +326,7 @@ func TestCORSOffByDefault(t *testing.T) {
 		// opaque origin: with CORS off they are all the same.
 		for _, origin := range []string{allowedOrigin, "https://localhost:8443", "https://evil.example", "null"} {
 			for _, r := range api.routes {
-				target := fillPath(r.path, map[string]string{"id": "5f0c6a3e-8a5b-4c1d-9e2f-3a4b5c6d7e8f", "task_id": "6a1d7b4f-9b6c-4d2e-8f3a-4b5c6d7e8f90"})
+				target := fillPath(r.path, unknownIDs(r.path))
 				token := fx.owner.Token
 				if routeKey(r) == "POST /v1/auth/logout" {
 					token = unknownSessionToken(t) // the owner's session must live on

@@ -739,8 +739,18 @@ func (a *testAPI) listKeys(tb testing.TB, token string) []apiKeyJSON {
 // size and returns all items, checking each page's shape.
 func walk[T any](tb testing.TB, a *testAPI, token, path string, limit int) []T {
 	tb.Helper()
+	return walkQuery[T](tb, a, token, path, "", limit)
+}
+
+// walkQuery is walk with more query parameters (e.g. "sort=title"), kept
+// on every page.
+func walkQuery[T any](tb testing.TB, a *testAPI, token, path, query string, limit int) []T {
+	tb.Helper()
 	var all []T
-	target := fmt.Sprintf("%s?limit=%d", path, limit)
+	if query != "" {
+		query += "&"
+	}
+	target := fmt.Sprintf("%s?%slimit=%d", path, query, limit)
 	for pages := 0; ; pages++ {
 		if pages > 1000 {
 			tb.Fatalf("walk %s: the cursor never ends", path)
@@ -759,7 +769,7 @@ func walk[T any](tb testing.TB, a *testAPI, token, path string, limit int) []T {
 		if len(page.Items) == 0 {
 			tb.Fatalf("walk %s: empty page with a next cursor", path)
 		}
-		target = fmt.Sprintf("%s?limit=%d&cursor=%s", path, limit, url.QueryEscape(*page.NextCursor))
+		target = fmt.Sprintf("%s?%slimit=%d&cursor=%s", path, query, limit, url.QueryEscape(*page.NextCursor))
 	}
 }
 
@@ -772,6 +782,17 @@ func fillPath(path string, values map[string]string) string {
 		}
 	}
 	return strings.Join(parts, "/")
+}
+
+// unknownIDs returns well-formed IDs that address no object for every path
+// parameter of an echo path: one for the first (id), another for the rest
+// (task_id, or a generated child resource's parameter).
+func unknownIDs(path string) map[string]string {
+	out := map[string]string{}
+	for i, name := range pathParams(path) {
+		out[name] = []string{"5f0c6a3e-8a5b-4c1d-9e2f-3a4b5c6d7e8f", "6a1d7b4f-9b6c-4d2e-8f3a-4b5c6d7e8f90"}[min(i, 1)]
+	}
+	return out
 }
 
 // pathParams returns the names of the path parameters of an echo path.

@@ -212,6 +212,9 @@ func queryParam(name string) map[string]any {
 		desc = "An action name of the OWASP Logging Vocabulary, e.g. authn_login_fail."
 	case "outcome":
 		s = map[string]any{"type": "string", "enum": []string{models.OutcomeAllow, models.OutcomeDeny, models.OutcomeError}}
+	case "sort":
+		s = map[string]any{"type": "string"}
+		desc = "An indexed field to order by (then oldest first); another value is 422."
 	case "since":
 		s = map[string]any{"type": "string", "format": "date-time"}
 		desc = "Events at or after this RFC 3339 time."
@@ -433,6 +436,39 @@ func applyRules(s map[string]any, rules []string) error {
 			s["format"] = "email"
 		case "date":
 			s["format"] = "date"
+		case "len":
+			n, err := strconv.Atoi(param)
+			if err != nil {
+				return fmt.Errorf("rule %q: %w", rule, err)
+			}
+			s[boundKeyword(s, "minLength", "minItems", "minimum")] = n
+			s[boundKeyword(s, "maxLength", "maxItems", "maximum")] = n
+		case "gte":
+			n, err := strconv.Atoi(param)
+			if err != nil {
+				return fmt.Errorf("rule %q: %w", rule, err)
+			}
+			s["minimum"] = n
+		case "lte":
+			n, err := strconv.Atoi(param)
+			if err != nil {
+				return fmt.Errorf("rule %q: %w", rule, err)
+			}
+			s["maximum"] = n
+		case "url":
+			s["format"] = "uri"
+		case "uuid4":
+			s["format"] = "uuid"
+		case "timestamp":
+			s["format"] = "date-time"
+		case "alphanum":
+			s["pattern"] = "^[A-Za-z0-9]*$"
+		case "decimal":
+			pattern, err := decimalPattern(param)
+			if err != nil {
+				return fmt.Errorf("rule %q: %w", rule, err)
+			}
+			s["pattern"] = pattern
 		default:
 			text, ok := ruleDescriptions[name]
 			if !ok {

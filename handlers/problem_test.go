@@ -44,7 +44,7 @@ func TestRouterErrors(t *testing.T) {
 			}
 			methods := []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodTrace, "PROPFIND", "CONNECT"}
 			for path, ok := range allowed {
-				target := fillPath(path, map[string]string{"id": "5f0c6a3e-8a5b-4c1d-9e2f-3a4b5c6d7e8f", "task_id": "6a1d7b4f-9b6c-4d2e-8f3a-4b5c6d7e8f90"})
+				target := fillPath(path, unknownIDs(path))
 				for _, m := range methods {
 					if slices.Contains(ok, m) {
 						continue

@@ -121,7 +121,9 @@ func register(e *echo.Echo, routes []route, env routeEnv) error {
 var paged = []string{"limit", "cursor"}
 
 // routes is the route table of the API. Every endpoint is here, with its
-// policy; the API document is generated from this same table.
+// policy; the API document is generated from this same table. The routes
+// of generated resources come last, from the generated registry
+// (routes_gen.go), so that generating a resource edits no hand-written file.
 func (s *server) routes() []route {
 	pub := middleware.Public()
 	authn := middleware.Authenticated()
@@ -131,7 +133,7 @@ func (s *server) routes() []route {
 	service := middleware.Service()
 	a, k, p, t, rep, adm, m, svc := s.accounts, s.apiKeys, s.projects, s.tasks, s.reports, s.admin, s.meta, s.service
 	wh := s.webhooks
-	return []route{
+	table := []route{
 		{method: http.MethodGet, path: "/", policy: pub, handler: m.index, doc: m.indexDoc()},
 		{method: http.MethodGet, path: "/healthz", policy: pub, handler: m.healthz, doc: m.healthzDoc()},
 		{method: http.MethodGet, path: "/readyz", policy: pub, handler: m.readyz, doc: m.readyzDoc()},
@@ -176,4 +178,5 @@ func (s *server) routes() []route {
 		// The mTLS listener only.
 		{method: http.MethodGet, path: "/internal/v1/stats", policy: service, handler: svc.stats, doc: svc.statsDoc()},
 	}
+	return append(table, generatedRoutes(s.kit, s.db)...)
 }

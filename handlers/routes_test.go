@@ -145,6 +145,7 @@ func newFixture(t testing.TB, api *testAPI) *fixture {
 		withoutBody: maps.Clone(routesWithoutBody),
 	}
 	fx.spare = api.login(t, fx.owner.Email, fx.owner.Password)
+	fx.addGeneratedBodies(t)
 	fx.readKey = api.createKey(t, fx.owner.Token, `{"name":"Read key","scopes":["projects:read"]}`).Key
 	fx.writeKey = api.createKey(t, fx.owner.Token, `{"name":"Write key","scopes":["projects:write"]}`).Key
 	fx.bothKey = api.createKey(t, fx.owner.Token, `{"name":"Both key","scopes":["projects:read","projects:write"]}`).Key
@@ -194,6 +195,9 @@ func (fx *fixture) ownerKey(t testing.TB) (id, key string) {
 func (fx *fixture) params(t testing.TB, r route) map[string]string {
 	t.Helper()
 	names := pathParams(r.path)
+	if g, ok := generatedFor(r); ok && len(names) > 0 {
+		return g.objects(fx.api, t, fx.owner.Token)
+	}
 	switch {
 	case len(names) == 0:
 		return nil
@@ -383,7 +387,7 @@ func (fx *fixture) testUnauthenticated(t testing.TB, r route) {
 		{"unknown prefix", []string{"Bearer rpk_" + strings.TrimPrefix(unknown, "rps_")}},
 		{"truncated token", []string{"Bearer " + valid[:len(valid)-1]}},
 	}
-	target := fillPath(r.path, map[string]string{"id": "7d1e4c4e-0d7e-4e5e-9f6a-8d2b2f1b6a01", "task_id": "0b8a3c1e-5f2d-4c5b-8a9e-3f6d7e8c9b10"})
+	target := fillPath(r.path, unknownIDs(r.path))
 	body := fx.validBody(r)
 	if r.policy.IsPublic() {
 		req := newRequest(r.method, target, body)
@@ -730,6 +734,10 @@ func (fx *fixture) testIDs(t testing.TB, r route) {
 		}
 	}
 
+	if g, ok := generatedFor(r); ok {
+		fx.testGeneratedIDs(t, g, r, body)
+		return
+	}
 	switch {
 	case r.policy.String() == "admin":
 		// An admin may act on any user: there is no "someone else's" user.

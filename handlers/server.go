@@ -110,6 +110,9 @@ type server struct {
 	admin    *adminHandlers
 	meta     *metaHandlers
 	service  *serviceHandlers
+	// kit and db build the handlers of generated resources (routes_gen.go).
+	kit kit
+	db  *models.DB
 }
 
 // Listener names.
@@ -167,6 +170,8 @@ func newEcho(d Deps, listener string) (*echo.Echo, []route, error) {
 		admin:   &adminHandlers{kit: k, db: d.DB, rl: d.RateLimiter},
 		meta:    &metaHandlers{db: d.DB},
 		service: &serviceHandlers{db: d.DB},
+		kit:     k,
+		db:      d.DB,
 	}
 
 	e := echo.New()

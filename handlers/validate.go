@@ -14,7 +14,10 @@ import (
 // by their JSON names and with the project's own rules:
 //   - nocontrol: no control or format characters (single-line text);
 //   - nocontrolml: the same, but line breaks and tabs are allowed;
-//   - date: a strict YYYY-MM-DD calendar date (string or nullable string).
+//   - date: a strict YYYY-MM-DD calendar date (string or nullable string);
+//   - timestamp: an RFC 3339 date and time;
+//   - decimal=P.S: a decimal number of at most P digits, S of them after
+//     the point (generated resources' decimal(p,s) fields).
 type validate struct {
 	v *validator.Validate
 }
@@ -26,6 +29,8 @@ func newValidate() (validate, error) {
 		"nocontrol":   func(fl validator.FieldLevel) bool { return !models.HasControl(fl.Field().String()) },
 		"nocontrolml": func(fl validator.FieldLevel) bool { return !models.HasControlExceptNewlines(fl.Field().String()) },
 		"date":        validDate,
+		"timestamp":   func(fl validator.FieldLevel) bool { _, err := parseTimestamp(fl.Field().String()); return err == nil },
+		"decimal":     func(fl validator.FieldLevel) bool { return validDecimal(fl.Field().String(), fl.Param()) },
 	}
 	for tag, fn := range rules {
 		if err := v.RegisterValidation(tag, fn); err != nil {
@@ -81,19 +86,33 @@ func fieldPath(fe validator.FieldError) string {
 // ruleMessage says, in our words, which rule a field breaks. Validator's own
 // messages name Go types and are not for clients.
 func ruleMessage(fe validator.FieldError) string {
-	unit := "characters"
-	if k := fe.Kind(); k == reflect.Slice || k == reflect.Array || k == reflect.Map {
-		unit = "items"
+	unit := " characters"
+	switch fe.Kind() {
+	case reflect.Slice, reflect.Array, reflect.Map:
+		unit = " items"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		unit = ""
 	}
 	switch fe.Tag() {
 	case "required":
 		return "is required"
-	case "min":
-		return "must be at least " + fe.Param() + " " + unit
-	case "max":
-		return "must be at most " + fe.Param() + " " + unit
+	case "min", "gte":
+		return "must be at least " + fe.Param() + unit
+	case "max", "lte":
+		return "must be at most " + fe.Param() + unit
 	case "len":
-		return "must be exactly " + fe.Param() + " " + unit
+		return "must be exactly " + fe.Param() + unit
+	case "url":
+		return "must be a URL"
+	case "uuid4":
+		return "must be a UUID (version 4, lower case)"
+	case "alphanum":
+		return "must contain only letters and digits"
+	case "timestamp":
+		return "must be an RFC 3339 date and time"
+	case "decimal":
+		digits, scale, _ := strings.Cut(fe.Param(), ".")
+		return "must be a decimal number of at most " + digits + " digits, " + scale + " after the point"
 	case "email":
 		return "must be a valid e-mail address"
 	case "oneof":

@@ -91,3 +91,10 @@ func (h *PasswordHasher) HoldSlotsForTest() (release func()) {
 // ChainHashForTest returns the hash e would carry chained to e.PrevHash:
 // what an attacker who knows the (public) algorithm can compute.
 func (e *AuditEvent) ChainHashForTest() string { return e.chainHash() }
+
+// CheckRefForTest runs checkRef against projects, in a transaction.
+func (db *DB) CheckRefForTest(ctx context.Context, id, owner string) error {
+	return db.tx(ctx, func(q q) error {
+		return checkRef(ctx, q, `SELECT COUNT(*) FROM projects WHERE id = ? AND owner_id = ?`, id, owner, "project_id", "projects")
+	})
+}
