@@ -364,7 +364,7 @@ func TestAdminAuditAPI(t *testing.T) {
 			t.Fatalf("%d failed logins listed, want 5", len(all))
 		}
 		for i, e := range all {
-			checkEventID(t, e.ID)
+			checkID(t, e.ID)
 			checkTimestamp(t, e.At)
 			if e.Action != models.ActionLoginFail || e.UserID != u.ID || e.Reason != "wrong_password" || len(e.Hash) != 64 {
 				t.Errorf("event %+v", e)

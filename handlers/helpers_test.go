@@ -604,16 +604,6 @@ func checkID(tb testing.TB, s string) {
 	}
 }
 
-// checkEventID checks that s is an audit event's ID: a time-ordered (v7)
-// UUID in canonical form (models/id.go says why events differ).
-func checkEventID(tb testing.TB, s string) {
-	tb.Helper()
-	u, err := uuid.Parse(s)
-	if err != nil || u.Version() != 7 || u.String() != s {
-		tb.Errorf("event id %q is not a canonical v7 UUID", s)
-	}
-}
-
 // checkTimestamp checks that s is an RFC 3339 time in UTC and returns it.
 func checkTimestamp(tb testing.TB, s string) time.Time {
 	tb.Helper()

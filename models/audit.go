@@ -96,7 +96,7 @@ type AuditEvent struct {
 // never get past it.
 func (e *AuditEvent) normalize(now time.Time) error {
 	if e.ID == "" {
-		id, err := newEventID()
+		id, err := NewID()
 		if err != nil {
 			return err
 		}

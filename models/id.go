@@ -16,21 +16,6 @@ func NewID() (string, error) {
 	return id.String(), nil
 }
 
-// newEventID returns a time-ordered (version 7) UUID for an audit event:
-// 48 bits of milliseconds, then 74 random bits (crypto/rand). Events are
-// appended, and an ID that grows with time is inserted at the end of the
-// unique index on audit_events.id, as seq is, instead of at a random
-// place: a batch then changes a few index pages instead of one per event
-// (on SQLite that was most of the cost of an event). It says when the
-// event happened, which its row says anyway.
-func newEventID() (string, error) {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return "", Internal(err)
-	}
-	return id.String(), nil
-}
-
 // ValidID reports whether s is a UUID in canonical form (36 characters,
 // lower-case hex, hyphens in place). Anything else, braces, URN prefixes
 // and upper case included, is not an ID of ours: callers answer 404.
