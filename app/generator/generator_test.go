@@ -433,4 +433,14 @@ func TestSampleOptions(t *testing.T) {
 	if _, err := run(t, root, "check"); err != nil {
 		t.Errorf("check after generating: %v", err)
 	}
+	// Destroying a migrated resource removes its Go files and asks for no
+	// drop migration: the table is the hand-written migrations'.
+	out, err = run(t, root, "destroy", "project")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := tree(t, root)
+	if gone["models/project.go"] != "" || gone["handlers/project.go"] != "" || strings.Contains(out, "DROP TABLE") {
+		t.Errorf("destroy of a migrated resource:\n%s", out)
+	}
 }

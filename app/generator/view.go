@@ -29,7 +29,7 @@ type view struct {
 	BodyCap                          string
 	BodyCapBytes                     int
 	Create, List, Show, Update, Del  bool
-	NeedsTime, NeedsTx, CreateTx     bool // Update and Create run in a transaction
+	NeedsTime, NeedsTx, CreateTx     bool   // a time field; Update, Create run in a transaction
 	ThroughParent                    bool   // no owner_id column: scoped through the parent's owner
 	Quota, QuotaWhat                 string // the models.Quotas field bounding Create, and what it counts
 	Migrated                         bool   // hand-written migrations and tests: the generator writes neither
