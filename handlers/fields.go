@@ -63,6 +63,15 @@ func optionalDateField(field string, s *string) (models.NullDate, error) {
 	return dateField(field, *s)
 }
 
+// nullableDateField converts an optional date member: absent or null is no
+// date (in a PATCH, the request's Set says whether to apply it).
+func nullableDateField(field string, n nullable[string]) (models.NullDate, error) {
+	if !n.Set || n.Null {
+		return models.NullDate{}, nil
+	}
+	return dateField(field, n.V)
+}
+
 // optionalDate is the wire form of an optional date.
 func optionalDate(d models.NullDate) *string {
 	if !d.Valid {

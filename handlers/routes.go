@@ -131,7 +131,7 @@ func (s *server) routes() []route {
 	write := middleware.Owner("projects:write")
 	admin := middleware.Admin()
 	service := middleware.Service()
-	a, k, p, t, rep, adm, m, svc := s.accounts, s.apiKeys, s.projects, s.tasks, s.reports, s.admin, s.meta, s.service
+	a, k, rep, adm, m, svc := s.accounts, s.apiKeys, s.reports, s.admin, s.meta, s.service
 	wh := s.webhooks
 	table := []route{
 		{method: http.MethodGet, path: "/", policy: pub, handler: m.index, doc: m.indexDoc()},
@@ -150,18 +150,9 @@ func (s *server) routes() []route {
 		{method: http.MethodGet, path: "/v1/api-keys", policy: authn, handler: k.list, query: paged, doc: k.listDoc()},
 		{method: http.MethodDelete, path: "/v1/api-keys/:id", policy: authn, handler: k.delete, doc: k.deleteDoc()},
 
-		{method: http.MethodPost, path: "/v1/projects", policy: write, handler: p.create, body: 32 << 10, doc: p.createDoc()},
-		{method: http.MethodGet, path: "/v1/projects", policy: read, handler: p.list, query: paged, doc: p.listDoc()},
-		{method: http.MethodGet, path: "/v1/projects/:id", policy: read, handler: p.get, doc: p.getDoc()},
-		{method: http.MethodPatch, path: "/v1/projects/:id", policy: write, handler: p.update, body: 32 << 10, doc: p.updateDoc()},
-		{method: http.MethodDelete, path: "/v1/projects/:id", policy: write, handler: p.delete, doc: p.deleteDoc()},
+		// The CRUD routes of projects and tasks are generated (generate.json,
+		// routes_gen.go); what the generator does not make is written here.
 		{method: http.MethodGet, path: "/v1/projects/:id/report", policy: read, handler: rep.report, produces: mimeHTML, limit: classReport, doc: rep.reportDoc()},
-
-		{method: http.MethodPost, path: "/v1/projects/:id/tasks", policy: write, handler: t.create, body: 4 << 10, doc: t.createDoc()},
-		{method: http.MethodGet, path: "/v1/projects/:id/tasks", policy: read, handler: t.list, query: paged, doc: t.listDoc()},
-		{method: http.MethodGet, path: "/v1/projects/:id/tasks/:task_id", policy: read, handler: t.get, doc: t.getDoc()},
-		{method: http.MethodPatch, path: "/v1/projects/:id/tasks/:task_id", policy: write, handler: t.update, body: 4 << 10, doc: t.updateDoc()},
-		{method: http.MethodDelete, path: "/v1/projects/:id/tasks/:task_id", policy: write, handler: t.delete, doc: t.deleteDoc()},
 
 		// Outbound calls: the URL is checked against SSRF here and again
 		// when each delivery connects.

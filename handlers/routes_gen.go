@@ -7,11 +7,30 @@
 package handlers
 
 import (
+	"net/http"
+
+	"github.com/rampart-go/rampart/middleware"
 	"github.com/rampart-go/rampart/models"
 )
 
 // generatedRoutes returns the routes of the generated resources, in the
 // order of their names.
-func generatedRoutes(kit, *models.DB) []route {
-	return nil
+func generatedRoutes(k kit, db *models.DB) []route {
+	read := middleware.Owner("projects:read")
+	write := middleware.Owner("projects:write")
+	projectH := &projectHandlers{kit: k, db: db}
+	taskH := &taskHandlers{kit: k, db: db}
+	return []route{
+		{method: http.MethodPost, path: "/v1/projects", policy: write, handler: projectH.create, body: 32 << 10, doc: projectH.createDoc()},
+		{method: http.MethodGet, path: "/v1/projects", policy: read, handler: projectH.list, query: paged, doc: projectH.listDoc()},
+		{method: http.MethodGet, path: "/v1/projects/:id", policy: read, handler: projectH.get, doc: projectH.getDoc()},
+		{method: http.MethodPatch, path: "/v1/projects/:id", policy: write, handler: projectH.update, body: 32 << 10, doc: projectH.updateDoc()},
+		{method: http.MethodDelete, path: "/v1/projects/:id", policy: write, handler: projectH.delete, doc: projectH.deleteDoc()},
+
+		{method: http.MethodPost, path: "/v1/projects/:id/tasks", policy: write, handler: taskH.create, body: 4 << 10, doc: taskH.createDoc()},
+		{method: http.MethodGet, path: "/v1/projects/:id/tasks", policy: read, handler: taskH.list, query: paged, doc: taskH.listDoc()},
+		{method: http.MethodGet, path: "/v1/projects/:id/tasks/:task_id", policy: read, handler: taskH.get, doc: taskH.getDoc()},
+		{method: http.MethodPatch, path: "/v1/projects/:id/tasks/:task_id", policy: write, handler: taskH.update, body: 4 << 10, doc: taskH.updateDoc()},
+		{method: http.MethodDelete, path: "/v1/projects/:id/tasks/:task_id", policy: write, handler: taskH.delete, doc: taskH.deleteDoc()},
+	}
 }

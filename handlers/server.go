@@ -103,8 +103,6 @@ func (d *Deps) defaults() error {
 type server struct {
 	accounts *accountHandlers
 	apiKeys  *apiKeyHandlers
-	projects *projectHandlers
-	tasks    *taskHandlers
 	webhooks *webhookHandlers
 	reports  *reportHandlers
 	admin    *adminHandlers
@@ -161,9 +159,7 @@ func newEcho(d Deps, listener string) (*echo.Echo, []route, error) {
 	s := &server{
 		accounts: &accountHandlers{kit: k, accounts: d.Accounts, guard: middleware.LoginGuard{
 			RL: d.RateLimiter, Max: d.Limits.LoginFailures, Window: d.Limits.LoginWindow}},
-		apiKeys:  &apiKeyHandlers{kit: k, db: d.DB, limits: d.Limits},
-		projects: &projectHandlers{kit: k, db: d.DB},
-		tasks:    &taskHandlers{kit: k, db: d.DB},
+		apiKeys: &apiKeyHandlers{kit: k, db: d.DB, limits: d.Limits},
 		webhooks: &webhookHandlers{kit: k, db: d.DB, sealer: d.Webhooks.Sealer, client: d.Webhooks.Client,
 			dispatcher: d.Webhooks.Dispatcher},
 		reports: reports,

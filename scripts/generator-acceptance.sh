@@ -38,7 +38,8 @@ snapshot() { find . -type f -print0 | sort -z | xargs -0 sha256sum; }
 go build -o "$work/rampart" .
 gen() { "$work/rampart" generate "$@"; }
 
-tag=(resource tag 'name:string:required,min=1,max=50:unique' 'color:enum(red|green|blue):required:index')
+tag=(resource tag 'name:string:required,min=1,max=50:unique' 'color:enum(red|green|blue):required:index'
+  --quota ProjectsPerUser)
 item=(resource item
   'title:string:required,min=2,max=120:index'
   'contact:string:optional,email,max=200'
@@ -58,9 +59,10 @@ item=(resource item
   'status:enum(draft|live|archived):required:index'
   'tag_id:ref(tag):optional'
   'project_id:ref(project):required:index')
-comment=(resource comment --parent item 'body:text:required,max=2000' 'tag_id:ref(tag):optional')
+comment=(resource comment --parent item --through-parent 'body:text:required,max=2000' 'tag_id:ref(tag):optional'
+  "signature:string:default='',max=100" 'pinned:bool:default=false' 'remind_on:date:optional')
 milestone=(resource milestone --parent project 'title:string:required' 'due_on:date:optional'
-  --actions create,show,list,delete)
+  --quota TasksPerProject --body-limit 8 --actions create,show,list,delete)
 
 before=$(snapshot)
 
@@ -80,7 +82,7 @@ for bad in 'resource Note title:string' 'resource note title:strin' 'resource no
 done
 [ "$(snapshot)" = "$before" ] || fail "a refused command changed the tree"
 
-log "generate: tag, item (every type and rule), comment (child of item), milestone (child of project)"
+log "generate: tag, item (every type and rule), comment (child of item, through it), milestone (child of project)"
 gen "${tag[@]}"
 gen "${item[@]}"
 gen "${comment[@]}"
@@ -108,7 +110,8 @@ dialects=(sqlite)
 [ -n "${TEST_DATABASE_URL:-}" ] && dialects+=(postgres)
 routes=$(grep -oE 'method: http\.Method[A-Za-z]+, path: "[^"]+"' handlers/routes_gen.go |
   sed -E 's/method: http\.Method([A-Za-z]+), path: "([^"]+)"/\1 \2/' | awk '{print toupper($1) "_" $2}')
-[ "$(echo "$routes" | wc -l)" -eq 19 ] || fail "the registry has $(echo "$routes" | wc -l) routes, want 19"
+# 19 new routes and the 10 of the sample's projects and tasks.
+[ "$(echo "$routes" | wc -l)" -eq 29 ] || fail "the registry has $(echo "$routes" | wc -l) routes, want 29"
 for d in "${dialects[@]}"; do
   for r in $routes; do
     for check in 2xx 401 404_ids; do

@@ -72,6 +72,10 @@ func (g *Generator) Destroy(name string, o Options) error {
 	if o.DryRun {
 		return nil
 	}
+	if self.Migrated {
+		fmt.Fprintf(g.Out, "the table %s is the hand-written migrations' and stays; its tests are hand-written too.\n", self.Table)
+		return nil
+	}
 	fmt.Fprintf(g.Out, "kept the migrations %s (they may have been applied).\n", strings.Join(kept, ", "))
 	fmt.Fprintf(g.Out, "To drop the table, add a migration NNNN_drop_%s with up: DROP TABLE %s; and as down the CREATE TABLE of %s.\n",
 		self.Table, self.Table, self.Migration)

@@ -161,9 +161,31 @@ func (p *project) views(specs map[string]Resource, versions map[string]int) ([]*
 		if err != nil {
 			return nil, err
 		}
+		if err := p.checkQuota(v.Quota); err != nil {
+			return nil, fmt.Errorf("resource %s: %w", name, err)
+		}
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// quotaFile declares models.Quotas, whose fields --quota names.
+const quotaFile = "models/quota.go"
+
+// checkQuota refuses a --quota that names no int field of models.Quotas:
+// the generated Create would not compile.
+func (p *project) checkQuota(name string) error {
+	if name == "" {
+		return nil
+	}
+	b, err := p.root.ReadFile(quotaFile)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if !regexp.MustCompile(`(?m)^\s*(\w+, )*` + regexp.QuoteMeta(name) + `(, \w+)*\s+int\b`).Match(b) {
+		return fmt.Errorf("--quota %s: models.Quotas (%s) has no int field %s; add it, with its default, first", name, quotaFile, name)
+	}
+	return nil
 }
 
 func mapsKeys[V any](m map[string]V) func(func(string) bool) {
@@ -251,7 +273,7 @@ func (g *Generator) Resource(r Resource, o Options) error {
 				return argErr("resource %s is a parent or ref target of %s, so it cannot become a child resource", r.Name, other.Name)
 			}
 		}
-	} else {
+	} else if !r.Migrated {
 		if versions[r.Name], err = p.nextMigration(); err != nil {
 			return err
 		}
@@ -275,11 +297,15 @@ func (g *Generator) Resource(r Resource, o Options) error {
 	for _, f := range files {
 		own = append(own, f.path)
 	}
-	if !exists {
-		if taken, err := p.tableExists(self.Table, own); err != nil {
+	if !exists || r.Migrated {
+		taken, err := p.tableExists(self.Table, own)
+		switch {
+		case err != nil:
 			return err
-		} else if taken {
+		case taken && !r.Migrated:
 			return argErr("a migration already creates the table %s; choose another name", self.Table)
+		case !taken && r.Migrated:
+			return argErr("--migrated: no migration creates the table %s; leave out --migrated to generate one", self.Table)
 		}
 	}
 	if err := p.checkNames(files); err != nil {

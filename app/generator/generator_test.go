@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -122,6 +123,18 @@ func TestBadArgumentsChangeNothing(t *testing.T) {
 		{"resource", "note", "title:string", "--actions", "list,show"},
 		{"resource", "note", "title:string", "--actions", "create,show,explode"},
 		{"resource", "note", "title:string", "--verbose"},
+		{"resource", "note", "count:int:default=''"},
+		{"resource", "note", "title:string:default=x"},
+		{"resource", "note", "on:date:default=''"},
+		{"resource", "note", "title:string:required,default=''"},
+		{"resource", "note", "title:string", "--through-parent"},
+		{"resource", "note", "title:string:required:index", "--parent", "project", "--through-parent"},
+		{"resource", "note", "title:string", "--quota", "notes"},
+		{"resource", "note", "title:string", "--quota", "NotesPerUser"},
+		{"resource", "note", "title:string", "--body-limit", "0"},
+		{"resource", "note", "title:string", "--body-limit", "65"},
+		{"resource", "note", "title:string:max=10000", "--body-limit", "4"},
+		{"resource", "note", "title:string", "--migrated"},
 		{"destroy"},
 		{"destroy", "note"},
 		{"destroy", "note", "extra"},
@@ -337,5 +350,97 @@ func TestTemplateOverrides(t *testing.T) {
 	out, err := run(t, root, "check")
 	if err != nil || !strings.Contains(out, "warning: the template override templates/generator/down.sql.tmpl") {
 		t.Errorf("check = %q, %v; want a warning about the stale override", out, err)
+	}
+}
+
+// TestSampleOptions: the options the sample's spec uses (default=, --quota,
+// --body-limit, --parent with --through-parent, optional dates that a PATCH
+// can clear, --migrated) produce the statements and declarations that make
+// them hold; the acceptance test builds and runs such a resource.
+func TestSampleOptions(t *testing.T) {
+	root := newProject(t)
+	write(t, root, "models/quota.go", "package models\n\ntype Quotas struct {\n\tNotesPerUser, LinesPerNote int\n}\n")
+	if _, err := run(t, root, "resource", "note", "title:string:required,max=100", "body:text:default='',max=500",
+		"done:bool:default=false", "--quota", "NotesPerUser", "--body-limit", "16"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, root, "resource", "line", "title:string:required,max=100", "due_on:date:optional",
+		"--parent", "note", "--through-parent", "--quota", "LinesPerNote"); err != nil {
+		t.Fatal(err)
+	}
+	files := tree(t, root)
+	contains := func(path string, patterns ...string) {
+		t.Helper()
+		for _, p := range patterns {
+			if !regexp.MustCompile(p).MatchString(files[path]) {
+				t.Errorf("%s does not match %s", path, p)
+			}
+		}
+	}
+	lacks := func(path string, patterns ...string) {
+		t.Helper()
+		for _, p := range patterns {
+			if regexp.MustCompile(p).MatchString(files[path]) {
+				t.Errorf("%s matches %s", path, p)
+			}
+		}
+	}
+	// default='': never null, a plain value in requests, models and answers.
+	contains("migrations/sqlite/0004_notes.up.sql", `body\s+TEXT\s+NOT NULL DEFAULT ''`, `done\s+INTEGER\s+NOT NULL DEFAULT 0 CHECK \(done IN \(0, 1\)\)`)
+	contains("migrations/postgres/0004_notes.up.sql", `body\s+text\s+NOT NULL DEFAULT ''`, `done\s+boolean\s+NOT NULL DEFAULT false`)
+	contains("handlers/note.go", "Body +string +`json:\"body\" validate:\"max=500,nocontrolml\"`", "Done +bool +`json:\"done\"`\n", "Body +string +`json:\"body\"`")
+	contains("models/note.go", `Body +string\n`, `Done +bool\n`)
+	// --quota: the owner's row is locked, then the rows are counted.
+	contains("models/note.go", "UPDATE users SET updated_at = updated_at WHERE id = \\?`, r.owner",
+		"limit := r.db.quotas.NotesPerUser", "SELECT COUNT\\(\\*\\) FROM notes WHERE owner_id = \\?`, r.owner, limit, \"notes\"")
+	contains("models/line.go", "UPDATE notes SET updated_at = updated_at WHERE id = \\? AND owner_id = \\?`",
+		"limit := r.db.quotas.LinesPerNote", "SELECT COUNT\\(\\*\\) FROM lines WHERE note_id = \\?`, noteID, limit, \"lines in this note\"")
+	// --body-limit.
+	contains("handlers/routes_gen.go", `path: "/v1/notes", policy: write, handler: noteH.create, body: 16 << 10`,
+		`path: "/v1/notes/:id/lines", policy: write, handler: lineH.create, body: 4 << 10`)
+	// --through-parent: no owner column; every statement goes through the
+	// note and its owner, and the list is one statement.
+	lacks("migrations/sqlite/0005_lines.up.sql", `owner_id +TEXT`, `owner_seq`)
+	lacks("migrations/postgres/0005_lines.up.sql", `owner_id +uuid`, `owner_seq`)
+	contains("models/line.go",
+		`FROM lines x JOIN notes p ON p.id = x.note_id AND p.owner_id = \?`,
+		`FROM notes p LEFT JOIN lines x ON x.note_id = p.id AND x.seq > \?\n\s+WHERE p.id = \? AND p.owner_id = \?`,
+		`WHERE id = \? AND note_id = \?\n\s+AND EXISTS \(SELECT 1 FROM notes p WHERE p.id = lines.note_id AND p.owner_id = \?\)`)
+	lacks("models/line.go", `lines WHERE id = \? AND owner_id`, `INSERT INTO lines \(id, owner_id`)
+	// An optional date admits null, and null in a PATCH clears it.
+	contains("handlers/line.go", `DueOn nullable\[string\] +.json:"due_on" validate:"date".`, `SetDueOn: r.DueOn.Set,`)
+	contains("models/line.go", `due_on = CASE WHEN \? THEN \? ELSE due_on END`, `patch.SetDueOn, patch.DueOn`)
+
+	// --migrated: the table is the hand-written migrations'; only the Go
+	// code is generated, and the conformance fixtures leave it to the
+	// hand-written tests.
+	if err := os.Remove(filepath.Join(root, "models", "project.go")); err != nil {
+		t.Fatal(err)
+	}
+	before := len(tree(t, root))
+	out, err := run(t, root, "resource", "project", "name:string:required,max=100", "--migrated")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := tree(t, root)
+	if len(after) != before+2 || after["models/project.go"] == "" || after["handlers/project.go"] == "" {
+		t.Errorf("--migrated wrote more or less than the model and the handler:\n%s", out)
+	}
+	routes := after["handlers/routes_gen.go"]
+	if !strings.Contains(routes, "projectH.create") || strings.Contains(after["handlers/routes_gen_test.go"], "projectFixture") {
+		t.Errorf("--migrated: want the routes registered and no generated fixture")
+	}
+	if _, err := run(t, root, "check"); err != nil {
+		t.Errorf("check after generating: %v", err)
+	}
+	// Destroying a migrated resource removes its Go files and asks for no
+	// drop migration: the table is the hand-written migrations'.
+	out, err = run(t, root, "destroy", "project")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := tree(t, root)
+	if gone["models/project.go"] != "" || gone["handlers/project.go"] != "" || strings.Contains(out, "DROP TABLE") {
+		t.Errorf("destroy of a migrated resource:\n%s", out)
 	}
 }

@@ -106,6 +106,11 @@ func (ts *templateSet) resourceFiles(v *view) ([]file, error) {
 		{"postgres.up.sql.tmpl", "migrations/postgres/" + v.Migration + ".up.sql"},
 		{"down.sql.tmpl", "migrations/postgres/" + v.Migration + ".down.sql"},
 	}
+	if v.Migrated {
+		// Hand-written migrations create the table, hand-written tests
+		// cover the endpoints: only the Go code is generated.
+		targets = targets[:2]
+	}
 	var out []file
 	for _, t := range targets {
 		b, err := ts.render(t.tmpl, v)
@@ -131,7 +136,15 @@ func (ts *templateSet) registryFiles(views []*view) ([]file, error) {
 	if err != nil {
 		return nil, err
 	}
-	fixtures, err := ts.render("fixtures_test.go.tmpl", data)
+	// A migrated resource has hand-written tests, and the conformance
+	// suite's hand-written fixtures cover its routes: no generated fixture.
+	var tested []*view
+	for _, v := range views {
+		if !v.Migrated {
+			tested = append(tested, v)
+		}
+	}
+	fixtures, err := ts.render("fixtures_test.go.tmpl", struct{ Resources []*view }{tested})
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,22 @@ type Resource struct {
 	Fields  []Field  // in command-line order
 	Parent  string   // the parent resource's singular name; "" for a top-level one
 	Actions []string // a subset of allActions, in that order
+
+	// ThroughParent makes a child without an owner_id column: it is
+	// reached only through its parent, whose owner every statement binds
+	// (--through-parent; needs --parent).
+	ThroughParent bool
+	// Quota names a field of models.Quotas that bounds how many of the
+	// resource one owner (or, for a child, one parent) holds; Create
+	// counts under a lock of the owner's or the parent's row (--quota).
+	Quota string
+	// Migrated says that hand-written migrations already create the table
+	// and hand-written tests cover the endpoints: the generator writes
+	// neither (--migrated; the sample's projects and tasks).
+	Migrated bool
+	// BodyKiB raises the request body cap above the longest valid body,
+	// in KiB (--body-limit); 0 keeps the generator's cap.
+	BodyKiB int
 }
 
 // Field is one column of a resource.
@@ -24,13 +40,17 @@ type Field struct {
 	Args     []string // decimal: precision and scale; enum: the values; ref: the resource
 	Rules    []string // validator rules, without required/optional
 	Required bool     // NOT NULL and required on create; otherwise nullable and optional
+	Default  bool     // optional but never null: absent means the zero value ('', 0, false), the column's default
 	Index    string   // "", "index" or "unique"
 }
 
 // allActions are the actions a resource can serve, in route order.
 var allActions = []string{"create", "list", "show", "update", "delete"}
 
-var namePattern = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+var (
+	namePattern  = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	quotaPattern = regexp.MustCompile(`^[A-Z][A-Za-z0-9]{0,39}$`)
+)
 
 // reservedFields are the columns every resource gets from the generator.
 var reservedFields = []string{"id", "owner_id", "created_at", "updated_at", "seq"}
@@ -125,11 +145,11 @@ var ruleKinds = map[string]struct {
 
 // knownRules lists the rule names for messages.
 func knownRules() string {
-	names := []string{"required", "optional"}
+	names := []string{"required", "optional", "default"}
 	for name := range ruleKinds {
 		names = append(names, name)
 	}
-	slices.Sort(names[2:])
+	slices.Sort(names[3:])
 	return strings.Join(names, ", ")
 }
 
@@ -139,6 +159,11 @@ var (
 	refPattern     = regexp.MustCompile(`^ref\(([a-z][a-z0-9_]*)\)$`)
 	oneofWord      = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 )
+
+// zeroValues are the defaults a default= rule may name, by field type: a
+// field that is absent from a request is the Go zero value, so the column's
+// default must be that value too.
+var zeroValues = map[string]string{"string": "''", "text": "''", "int": "0", "bigint": "0", "bool": "false"}
 
 var simpleTypes = []string{"string", "text", "int", "bigint", "bool", "time", "date", "uuid"}
 
@@ -212,6 +237,16 @@ func (f *Field) parseRules(s string) error {
 		case "optional":
 			optional = true
 			continue
+		case "default":
+			zero, ok := zeroValues[f.Type]
+			if !ok {
+				return fmt.Errorf("field %s: a %s field has no default; default applies to string, text, int, bigint and bool", f.Name, f.Type)
+			}
+			if param != zero {
+				return fmt.Errorf("field %s: the default of a %s field is its zero value: default=%s", f.Name, f.Type, zero)
+			}
+			f.Default = true
+			continue
 		}
 		kind, ok := ruleKinds[name]
 		if !ok {
@@ -254,8 +289,8 @@ func (f *Field) parseRules(s string) error {
 		}
 		f.Rules = append(f.Rules, rule)
 	}
-	if required && optional {
-		return fmt.Errorf("field %s: a field is either required or optional, not both", f.Name)
+	if required && optional || f.Default && (required || optional) {
+		return fmt.Errorf("field %s: a field is either required, optional or default=, only one of them", f.Name)
 	}
 	f.Required = required
 	if lo, hi, ok := f.bounds(); ok && lo > hi {
@@ -342,6 +377,26 @@ func ParseArgs(args []string) (Resource, Options, error) {
 				return r, o, err
 			}
 			actions = v
+		case name == "--quota":
+			v, err := value()
+			if err != nil {
+				return r, o, err
+			}
+			r.Quota = v
+		case name == "--body-limit":
+			v, err := value()
+			if err != nil {
+				return r, o, err
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 64 {
+				return r, o, fmt.Errorf("--body-limit %q: give whole KiB between 1 and 64", safe(v))
+			}
+			r.BodyKiB = n
+		case a == "--through-parent":
+			r.ThroughParent = true
+		case a == "--migrated":
+			r.Migrated = true
 		case name == "--overwrite":
 			v, err := value()
 			if err != nil {
@@ -365,7 +420,9 @@ func ParseArgs(args []string) (Resource, Options, error) {
 	if r.Name == "" {
 		return r, o, fmt.Errorf("generate resource needs a NAME and at least one FIELD")
 	}
-	if err := checkName("resource", r.Name); err != nil {
+	if err := checkName("resource", r.Name); err != nil && !(r.Migrated && slices.Contains(ourWords, r.Name)) {
+		// A migrated resource names a table the project already has, which
+		// may be one of the sample's own (projects, tasks).
 		return r, o, err
 	}
 	if len(fields) == 0 {
@@ -393,6 +450,19 @@ func ParseArgs(args []string) (Resource, Options, error) {
 		if r.Parent == r.Name {
 			return r, o, fmt.Errorf("resource %s cannot be its own parent", r.Name)
 		}
+	}
+	if r.ThroughParent && r.Parent == "" {
+		return r, o, fmt.Errorf("--through-parent needs --parent: only a child can be reached through its parent")
+	}
+	if r.ThroughParent {
+		for _, f := range r.Fields {
+			if f.Index != "" {
+				return r, o, fmt.Errorf("field %s: a --through-parent resource has no owner column to index with; leave out :%s", f.Name, f.Index)
+			}
+		}
+	}
+	if r.Quota != "" && !quotaPattern.MatchString(r.Quota) {
+		return r, o, fmt.Errorf("--quota %q: name a field of models.Quotas, e.g. NotesPerUser", safe(r.Quota))
 	}
 	var err error
 	if r.Actions, err = parseActions(actions); err != nil {
@@ -443,6 +513,18 @@ func (r Resource) Args() []string {
 	if r.Parent != "" {
 		out = append(out, "--parent", r.Parent)
 	}
+	if r.ThroughParent {
+		out = append(out, "--through-parent")
+	}
+	if r.Quota != "" {
+		out = append(out, "--quota", r.Quota)
+	}
+	if r.BodyKiB != 0 {
+		out = append(out, "--body-limit", strconv.Itoa(r.BodyKiB))
+	}
+	if r.Migrated {
+		out = append(out, "--migrated")
+	}
 	if !slices.Equal(r.Actions, allActions) {
 		out = append(out, "--actions", strings.Join(r.Actions, ","))
 	}
@@ -460,9 +542,12 @@ func (f Field) spec() string {
 		typ = "ref(" + f.Args[0] + ")"
 	}
 	var rules []string
-	if f.Required {
+	switch {
+	case f.Required:
 		rules = append(rules, "required")
-	} else {
+	case f.Default:
+		rules = append(rules, "default="+zeroValues[f.Type])
+	default:
 		rules = append(rules, "optional")
 	}
 	for _, r := range f.Rules {

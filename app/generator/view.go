@@ -29,7 +29,12 @@ type view struct {
 	BodyCap                          string
 	BodyCapBytes                     int
 	Create, List, Show, Update, Del  bool
-	NeedsTime, NeedsTx               bool
+	NeedsTime, NeedsTx, CreateTx     bool   // a time field; Update, Create run in a transaction
+	ThroughParent                    bool   // no owner_id column: scoped through the parent's owner
+	Quota, QuotaWhat                 string // the models.Quotas field bounding Create, and what it counts
+	Migrated                         bool   // hand-written migrations and tests: the generator writes neither
+	Where, WhereArgs                 string // the condition (and its arguments) that finds one owned object
+	ListColumns                      string // the select list of a --through-parent list: x.seq, p.id AS …
 	Columns                          string // the select list: seq, id, …
 	AliasedColumns                   string // the same with the alias x.
 	Version                          int    // the migration number
@@ -56,6 +61,9 @@ type fieldView struct {
 	Name, Go, Var, Human string
 	Type                 string
 	Required             bool
+	Default              bool   // never null; absent is the zero value
+	Clearable            bool   // an optional date: null in a PATCH clears it (Set<Go> in the patch)
+	RowType, FromRow     string // a --through-parent list row's type, and the model value from row
 	Deref                bool   // the create request holds a pointer, the model a value
 	ModelType            string // in package models
 	PatchType            string // in package models
@@ -107,7 +115,7 @@ func newView(r Resource, version int, resolve resolver) (*view, error) {
 		Name:    r.Name, Go: goName(r.Name), Lower: lowerName(r.Name), Human: human(r.Name), Article: article(r.Name),
 		Plural: plural(r.Name), Var: lowerName(r.Name),
 		Create: r.has("create"), List: r.has("list"), Show: r.has("show"), Update: r.has("update"), Del: r.has("delete"),
-		Version: version,
+		Version: version, ThroughParent: r.ThroughParent, Quota: r.Quota, Migrated: r.Migrated,
 	}
 	v.GoPlural, v.HumanPlural, v.Table, v.LowerPlural = goName(v.Plural), human(v.Plural), v.Plural, lowerName(v.Plural)
 	v.PathSeg, v.Tag = strings.ReplaceAll(v.Plural, "_", "-"), strings.ReplaceAll(v.Plural, "_", "-")
@@ -167,8 +175,32 @@ func newView(r Resource, version int, resolve resolver) (*view, error) {
 	// The body cap: the longest valid body, rounded up to whole KiB, at
 	// least 4 KiB.
 	v.BodyCapBytes = max(4, (total+1023)/1024) << 10
+	if r.BodyKiB > 0 {
+		if r.BodyKiB<<10 < v.BodyCapBytes {
+			return nil, fmt.Errorf("resource %s: --body-limit %d is below the longest valid body; give at least %d", r.Name, r.BodyKiB, v.BodyCapBytes>>10)
+		}
+		v.BodyCapBytes = r.BodyKiB << 10
+	}
 	v.BodyCap = fmt.Sprintf("%d << 10", v.BodyCapBytes>>10)
-	v.NeedsTx = len(v.Refs) > 0
+	v.NeedsTx, v.CreateTx = len(v.Refs) > 0, len(v.Refs) > 0 || v.Quota != ""
+	if v.Quota != "" {
+		v.QuotaWhat = v.HumanPlural
+		if v.Parent != nil {
+			v.QuotaWhat += " in this " + v.Parent.Human
+		}
+	}
+	switch {
+	case v.ThroughParent:
+		// No owner column: the parent, in the same statement, carries it.
+		v.Where = "WHERE id = ? AND " + v.Parent.Column + " = ?\n  AND EXISTS (SELECT 1 FROM " + v.Parent.Table + " p WHERE p.id = " +
+			v.Table + "." + v.Parent.Column + " AND p.owner_id = ?)"
+		v.WhereArgs = "id, " + v.Parent.Lower + "ID, r.owner"
+	case v.Parent != nil:
+		v.Where = "WHERE id = ? AND owner_id = ? AND " + v.Parent.Column + " = ?"
+		v.WhereArgs = "id, r.owner, " + v.Parent.Lower + "ID"
+	default:
+		v.Where, v.WhereArgs = "WHERE id = ? AND owner_id = ?", "id, r.owner"
+	}
 	cols = append(cols, "created_at", "updated_at")
 	v.Columns = strings.Join(cols, ", ")
 	aliased := make([]string, len(cols))
@@ -176,6 +208,11 @@ func newView(r Resource, version int, resolve resolver) (*view, error) {
 		aliased[i] = "x." + c
 	}
 	v.AliasedColumns = strings.Join(aliased, ", ")
+	if v.ThroughParent {
+		listed := slices.Clone(aliased)
+		listed[2] = "p.id AS " + v.Parent.Column
+		v.ListColumns = strings.Join(listed, ", ")
+	}
 	v.sql()
 	v.tests()
 	for i, c := range v.InvalidCases {
@@ -231,9 +268,9 @@ func newFieldView(f Field, resolve resolver) (fieldView, error) {
 		}
 	}
 	fv := fieldView{Name: f.Name, Go: goName(f.Name), Var: lowerName(f.Name), Human: human(f.Name), Type: f.Type,
-		Required: f.Required, Index: f.Index}
+		Required: f.Required, Default: f.Default, Index: f.Index, Clearable: f.Type == "date" && !f.Required}
 	ptr := func(t string) string {
-		if f.Required {
+		if f.Required || f.Default {
 			return t
 		}
 		return "*" + t
@@ -242,6 +279,9 @@ func newFieldView(f Field, resolve resolver) (fieldView, error) {
 	notNull := ""
 	if f.Required {
 		notNull = " NOT NULL"
+	}
+	if f.Default {
+		notNull = " NOT NULL DEFAULT " + zeroValues[f.Type]
 	}
 	switch f.Type {
 	case "string", "text":
@@ -260,7 +300,7 @@ func newFieldView(f Field, resolve resolver) (fieldView, error) {
 		fv.SQLite, fv.Postgres = "INTEGER\x00"+notNull, "bigint\x00"+notNull
 	case "bool":
 		fv.ModelType, fv.PatchType, fv.RespType = ptr("bool"), "*bool", ptr("bool")
-		fv.SQLite = "INTEGER\x00" + notNull + " CHECK (" + f.Name + " IN (0, 1))"
+		fv.SQLite = "INTEGER\x00" + strings.Replace(notNull, "false", "0", 1) + " CHECK (" + f.Name + " IN (0, 1))"
 		fv.Postgres = "boolean\x00" + notNull
 	case "decimal":
 		rules = append(rules, "decimal="+f.Args[0]+"."+f.Args[1])
@@ -291,6 +331,12 @@ func newFieldView(f Field, resolve resolver) (fieldView, error) {
 			fv.CreateConv = "optional" + upperFirst(fv.CreateConv)
 		}
 		fv.PatchConv = "optionalDateField(" + strconv.Quote(f.Name) + ", r." + fv.Go + ")"
+		if fv.Clearable {
+			// Optional dates admit null, on create (none) and in a PATCH
+			// (clear it).
+			fv.CreateConv = "nullableDateField(" + strconv.Quote(f.Name) + ", r." + fv.Go + ")"
+			fv.PatchConv = fv.CreateConv
+		}
 		fv.SQLite = "TEXT\x00" + notNull + " CHECK (" + f.Name + " IS NULL OR length(" + f.Name + ") = 10)"
 		fv.Postgres = "date\x00" + notNull
 	case "uuid":
@@ -344,10 +390,24 @@ func newFieldView(f Field, resolve resolver) (fieldView, error) {
 		// A required number or boolean is a pointer, so that 0 and false
 		// are values and only an absent member is refused.
 		fv.ReqType, fv.ReqTag, fv.Deref = "*"+goScalar(f.Type), joinRules("required", tag), true
+	case f.Default:
+		// Absent is the zero value, which is also the column's default.
+		fv.ReqType, fv.ReqTag = goScalar(f.Type), tag
+	case fv.Clearable:
+		fv.ReqType, fv.ReqTag = "nullable[string]", tag
 	default:
 		fv.ReqType, fv.ReqTag = "*"+goScalar(f.Type), joinRules("omitnil", tag)
 	}
 	fv.PatchReqType, fv.PatchReqTag = "*"+goScalar(f.Type), joinRules("omitnil", tag)
+	if fv.Clearable {
+		fv.PatchReqType, fv.PatchReqTag = "nullable[string]", tag
+	}
+	// A --through-parent list reads rows through a LEFT JOIN, where every
+	// column of the child may be NULL.
+	fv.RowType, fv.FromRow = fv.ModelType, "row."+fv.Go
+	if f.Required || f.Default {
+		fv.RowType, fv.FromRow = "*"+fv.ModelType, "*row."+fv.Go
+	}
 	switch f.Type {
 	case "time":
 		fv.Resp = "timestamp(m." + fv.Go + ")"
@@ -401,11 +461,19 @@ func (v *view) sql() {
 		vals = []string{"?", "p.owner_id", "p.id"}
 		args = []string{"id"}
 	}
+	if v.ThroughParent {
+		ins, vals = []string{"id", v.Parent.Column}, []string{"?", "p.id"}
+	}
 	var set, setArgs []string
 	for _, f := range v.Fields {
 		ins = append(ins, f.Name)
 		vals = append(vals, "?")
 		args = append(args, "in."+f.Go)
+		if f.Clearable {
+			set = append(set, f.Name+" = CASE WHEN ? THEN ? ELSE "+f.Name+" END")
+			setArgs = append(setArgs, "patch.Set"+f.Go, "patch."+f.Go)
+			continue
+		}
 		set = append(set, f.Name+" = COALESCE(?, "+f.Name+")")
 		setArgs = append(setArgs, "patch."+f.Go)
 	}
@@ -424,6 +492,9 @@ func (v *view) sql() {
 		{"seq", "INTEGER\x00 PRIMARY KEY", "bigint\x00 GENERATED ALWAYS AS IDENTITY PRIMARY KEY"},
 		{"id", "TEXT\x00 NOT NULL UNIQUE", "uuid\x00 NOT NULL UNIQUE"},
 		{"owner_id", "TEXT\x00 NOT NULL REFERENCES users (id) ON DELETE CASCADE", "uuid\x00 NOT NULL REFERENCES users (id) ON DELETE CASCADE"},
+	}
+	if v.ThroughParent {
+		cols = cols[:2]
 	}
 	if v.Parent != nil {
 		cols = append(cols, col{v.Parent.Column, "TEXT\x00 NOT NULL REFERENCES " + v.Parent.Table + " (id) ON DELETE CASCADE",
@@ -462,4 +533,10 @@ func (v *view) sql() {
 		lite, pg = append(lite, c.sqlite), append(pg, c.postgres)
 	}
 	v.SQLiteColumns, v.PostgresColumns = layout(lite), layout(pg)
+}
+
+// WhereAt is Where for a statement indented by tabs: its continuation
+// lines line up under the WHERE.
+func (v *view) WhereAt(tabs int) string {
+	return strings.ReplaceAll(v.Where, "\n", "\n"+strings.Repeat("\t", tabs))
 }
