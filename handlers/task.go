@@ -150,7 +150,7 @@ func (h *taskHandlers) list(c echo.Context) error {
 }
 
 func (h *taskHandlers) listDoc() routeDoc {
-	return routeDoc{id: "listTasks", summary: "List the caller's tasks", tag: "tasks",
+	return routeDoc{id: "listTasks", summary: "List a project's tasks", tag: "tasks",
 		response: pageResponse[taskResponse]{}, status: http.StatusOK}
 }
 

@@ -53,6 +53,7 @@ type view struct {
 
 type parentView struct {
 	Name, Go, Lower, Human, Table, PathSeg string
+	Article                                string // a or an
 	Column, GoField                        string // project_id, ProjectID
 	Sample                                 bool   // the sample's project (created with createProject in tests)
 }
@@ -125,7 +126,7 @@ func newView(r Resource, version int, resolve resolver) (*view, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--parent %s: %w", r.Parent, err)
 		}
-		p := &parentView{Name: r.Parent, Go: goName(r.Parent), Lower: lowerName(r.Parent), Human: human(r.Parent),
+		p := &parentView{Name: r.Parent, Go: goName(r.Parent), Lower: lowerName(r.Parent), Human: human(r.Parent), Article: article(r.Parent),
 			Table: table, PathSeg: strings.ReplaceAll(table, "_", "-"), Column: r.Parent + "_id", GoField: goName(r.Parent + "_id"), Sample: sample}
 		v.Parent = p
 		v.Collection = "/v1/" + p.PathSeg + "/:id/" + v.PathSeg
