@@ -30,10 +30,7 @@ func (g *Generator) Destroy(name string, o Options) error {
 			return argErr("resource %s is the parent or a ref target of %s; destroy %s first", name, other, other)
 		}
 	}
-	versions := map[string]int{}
-	for _, r := range p.m.Resources {
-		versions[r.Name] = r.Migration
-	}
+	versions := p.m.migrations()
 	self, err := newView(specs[name], mr.Migration, p.resolver(name, specs))
 	if err != nil {
 		return err
@@ -95,10 +92,7 @@ func (g *Generator) Check() error {
 	if err != nil {
 		return err
 	}
-	versions := map[string]int{}
-	for _, r := range p.m.Resources {
-		versions[r.Name] = r.Migration
-	}
+	versions := p.m.migrations()
 	views, err := p.views(specs, versions)
 	if err != nil {
 		return err

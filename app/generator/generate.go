@@ -258,10 +258,7 @@ func (g *Generator) Resource(r Resource, o Options) error {
 	if err != nil {
 		return err
 	}
-	versions := map[string]int{}
-	for _, mr := range p.m.Resources {
-		versions[mr.Name] = mr.Migration
-	}
+	versions := p.m.migrations()
 	prev, exists := p.m.resource(r.Name)
 	if exists && !slices.Equal(prev.Args, r.Args()) && !o.Force {
 		return argErr("resource %s exists with other arguments (%s); pass --force to regenerate it", r.Name, strings.Join(prev.Args, " "))

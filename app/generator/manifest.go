@@ -27,6 +27,15 @@ type manifest struct {
 	Files     map[string]string  `json:"files"`
 }
 
+// migrations maps each resource of the manifest to its migration number.
+func (m *manifest) migrations() map[string]int {
+	versions := make(map[string]int, len(m.Resources))
+	for _, r := range m.Resources {
+		versions[r.Name] = r.Migration
+	}
+	return versions
+}
+
 type manifestResource struct {
 	Name      string   `json:"name"`
 	Args      []string `json:"args"`

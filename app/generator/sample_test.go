@@ -52,10 +52,7 @@ func TestSampleIsGenerated(t *testing.T) {
 	if specs["task"].Parent != "project" || !specs["task"].ThroughParent {
 		t.Errorf("task: want --parent project --through-parent (tasks have no owner_id column)")
 	}
-	versions := map[string]int{}
-	for _, r := range p.m.Resources {
-		versions[r.Name] = r.Migration
-	}
+	versions := p.m.migrations()
 	views, err := p.views(specs, versions)
 	if err != nil {
 		t.Fatal(err)
