@@ -2,9 +2,7 @@ package middleware
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -1039,10 +1037,9 @@ func (w *alertWebhook) deliver(m alertMessage) error {
 func (w *alertWebhook) post(body []byte) (retry bool, err error) {
 	ctx, cancel := context.WithTimeout(w.ctx, webhookTimeout)
 	defer cancel()
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
-	h.Set("X-Rampart-Signature", "t="+ts+",v1="+SignAlert(w.key(), ts, body))
+	h.Set("X-Rampart-Signature", models.SignWebhook(w.key(), time.Now(), body))
 	r := w.client.Post(ctx, w.url, h, body)
 	switch r.Class {
 	case "":
@@ -1053,18 +1050,6 @@ func (w *alertWebhook) post(body []byte) (retry bool, err error) {
 		return r.StatusCode >= 500 && w.ctx.Err() == nil, fmt.Errorf("alert webhook: the receiver answered %d", r.StatusCode)
 	}
 	return false, fmt.Errorf("alert webhook (%s): %w", r.Class, r.Err)
-}
-
-// SignAlert returns the hex HMAC-SHA256 under key of "<timestamp>.<body>",
-// the v1 value of an alert webhook's X-Rampart-Signature header
-// ("t=<unix seconds>,v1=<hex>"). A receiver recomputes it over the raw
-// body, compares in constant time, and refuses old timestamps (replays).
-func SignAlert(key []byte, timestamp string, body []byte) string {
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte(timestamp))
-	mac.Write([]byte{'.'})
-	mac.Write(body)
-	return hex.EncodeToString(mac.Sum(nil))
 }
 
 // geoIP is a MaxMind-format database, opened again when its file changes.

@@ -634,9 +634,9 @@ func TestAnomalyAlertWebhook(t *testing.T) {
 	if at, err := time.Parse(time.RFC3339Nano, m["at"]); err != nil || time.Since(at) > time.Minute {
 		t.Errorf("at = %q (%v)", m["at"], err)
 	}
-	// SignAlert is the documented scheme.
-	if middleware.SignAlert(key, "1700000000", []byte("{}")) != hex.EncodeToString(hmacOf(key, "1700000000.{}")) {
-		t.Error("SignAlert differs from HMAC-SHA256(key, t.body)")
+	// The signature is the documented scheme.
+	if got := models.SignWebhook(key, time.Unix(1700000000, 0), []byte("{}")); got != "t=1700000000,v1="+hex.EncodeToString(hmacOf(key, "1700000000.{}")) {
+		t.Errorf("signature %q differs from t=<t>,v1=HMAC-SHA256(key, t.body)", got)
 	}
 }
 

@@ -123,7 +123,7 @@ func TestWebhookSecretsResealedOnRotation(t *testing.T) {
 			t.Fatalf("Ping result %+v", res)
 		}
 		body, sig := poster.last()
-		if want := models.SignWebhook(secret, parseT(t, sig), body); sig != want {
+		if want := models.SignWebhook([]byte(secret), parseT(t, sig), body); sig != want {
 			t.Errorf("signed with another secret after two rotations: %q, want %q", sig, want)
 		}
 		// Another owner cannot ping it.

@@ -37,10 +37,14 @@ const (
 	EventPing          = "ping"
 )
 
-// SignWebhook returns the signature header value for body signed at t.
-func SignWebhook(secret string, t time.Time, body []byte) string {
+// SignWebhook returns the value of a signature header for body signed with
+// key at t: "t=<unix seconds>,v1=<hex>", where v1 is the HMAC-SHA256 of
+// "<t>.<body>". Project webhooks (Rampart-Signature) and anomaly alerts
+// (X-Rampart-Signature) are signed with it. A receiver recomputes it over
+// the raw body, compares in constant time, and refuses an old t (replays).
+func SignWebhook(key []byte, t time.Time, body []byte) string {
 	ts := strconv.FormatInt(t.Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(secret))
+	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(ts))
 	mac.Write([]byte{'.'})
 	mac.Write(body)
@@ -326,7 +330,7 @@ func (d *WebhookDispatcher) send(ctx context.Context, c claimedDelivery) (outbou
 	h.Set("Content-Type", "application/json")
 	h.Set(WebhookEventHeader, c.Event)
 	h.Set(WebhookDeliveryHeader, c.ID)
-	h.Set(WebhookSignatureHeader, SignWebhook(secret, d.cfg.Now(), body))
+	h.Set(WebhookSignatureHeader, SignWebhook([]byte(secret), d.cfg.Now(), body))
 	res := d.client.Post(ctx, w.URL, h, body)
 	return res, d.record(ctx, c, res)
 }
