@@ -3,7 +3,6 @@ package handlers
 import (
 	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -121,20 +120,6 @@ type pingResponse struct {
 	LatencyMS  int64  `json:"latency_ms"`
 }
 
-// failureDetail explains a failed ping in client-safe words: the class of
-// failure, never the receiver's body or the address it resolved to.
-var failureDetail = map[string]string{
-	outbound.ClassRefused:     "The webhook URL now resolves to an address that is not allowed.",
-	outbound.ClassDNS:         "The webhook host name does not resolve.",
-	outbound.ClassConnect:     "The webhook receiver could not be reached.",
-	outbound.ClassTLS:         "The webhook receiver's TLS certificate is not valid.",
-	outbound.ClassTimeout:     "The webhook receiver did not answer in time.",
-	outbound.ClassRedirect:    "The webhook receiver answered with a redirect; redirects are not followed.",
-	outbound.ClassTooLarge:    "The webhook receiver's answer was too large.",
-	outbound.ClassStatus:      "The webhook receiver did not answer with a 2xx status.",
-	outbound.ClassCircuitOpen: "Deliveries to this receiver are paused after repeated failures; retry later.",
-}
-
 // test sends a signed ping at once. A receiver that accepts it is 200 with
 // the result; one that fails is 502 with the class of failure (and the
 // receiver's status code in the detail, when it answered).
@@ -144,14 +129,10 @@ func (h *webhookHandlers) test(c echo.Context) error {
 		return err
 	}
 	if res.Class != "" {
-		detail, ok := failureDetail[res.Class]
-		if !ok {
-			detail = "The webhook receiver did not accept the test delivery."
-		}
-		if res.Class == outbound.ClassStatus {
-			detail = "The webhook receiver answered " + http.StatusText(res.StatusCode) + " (" + strconv.Itoa(res.StatusCode) + ")."
-		}
-		return &models.Error{Kind: models.KindUpstream, Detail: detail, Reason: "webhook_" + res.Class, Cause: res.Err}
+		// Summary is written for clients: the class of failure and the
+		// receiver's status, never its body or the address it resolved to.
+		return &models.Error{Kind: models.KindUpstream, Reason: "webhook_" + res.Class, Cause: res.Err,
+			Detail: "The webhook receiver did not accept the test delivery: " + res.Summary() + "."}
 	}
 	return c.JSON(http.StatusOK, pingResponse{DeliveryID: res.DeliveryID, Delivered: true,
 		StatusCode: res.StatusCode, LatencyMS: res.Latency.Milliseconds()})

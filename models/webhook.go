@@ -65,12 +65,12 @@ func NewWebhookRepo(db *DB, sealer *Sealer, owner string) *WebhookRepo {
 }
 
 // ownsProject answers ErrNotFound unless the owner has the project.
-func (r *WebhookRepo) ownsProject(ctx context.Context, q q, projectID string) error {
+func (r *WebhookRepo) ownsProject(ctx context.Context, projectID string) error {
 	if !ValidID(projectID) {
 		return ErrNotFound
 	}
 	var one int
-	return q.get(ctx, &one, `SELECT 1 FROM projects WHERE id = ? AND owner_id = ?`, projectID, r.owner)
+	return r.db.q().get(ctx, &one, `SELECT 1 FROM projects WHERE id = ? AND owner_id = ?`, projectID, r.owner)
 }
 
 // Put sets the URL of a project's webhook (the caller has validated it).
@@ -78,12 +78,12 @@ func (r *WebhookRepo) ownsProject(ctx context.Context, q q, projectID string) er
 // returns, the only time it is ever shown; later Puts change the URL and
 // keep the secret (secret is then ""). Owner-scoped.
 func (r *WebhookRepo) Put(ctx context.Context, projectID, url string) (w Webhook, secret string, err error) {
+	if !ValidID(projectID) {
+		return Webhook{}, "", ErrNotFound
+	}
 	err = r.db.tx(ctx, func(q q) error {
 		// Lock the project row: two concurrent first Puts cannot both
 		// believe they created the webhook.
-		if !ValidID(projectID) {
-			return ErrNotFound
-		}
 		if err := q.execOne(ctx, `UPDATE projects SET updated_at = updated_at WHERE id = ? AND owner_id = ?`,
 			projectID, r.owner); err != nil {
 			return err
@@ -151,7 +151,7 @@ func (r *WebhookRepo) Delete(ctx context.Context, projectID string) error {
 // Attempts returns one page of a project's delivery log, oldest first.
 // Owner-scoped: KindNotFound for another owner's project.
 func (r *WebhookRepo) Attempts(ctx context.Context, projectID string, page PageRequest) (Page[WebhookAttempt], error) {
-	if err := r.ownsProject(ctx, r.db.q(), projectID); err != nil {
+	if err := r.ownsProject(ctx, projectID); err != nil {
 		return Page[WebhookAttempt]{}, err
 	}
 	var rows []WebhookAttempt
