@@ -18,28 +18,30 @@ const modulePath = "github.com/rampart-go/rampart"
 // layoutAreas are the parts of the module, and which other parts each may
 // import (CONVENTIONS.md, "Layout and dependency direction"): imports flow
 // main → app → handlers → middleware → models; migrations and templates are
-// leaves; models/dbtest and middleware/redistest are test support that no
-// non-test package imports; scripts/ holds stand-alone developer tools that
+// leaves; models/dbtest, middleware/redistest and
+// models/outbound/outboundtest are test support that no non-test package
+// imports; scripts/ holds stand-alone developer tools that
 // talk to the server over HTTP and import nothing of ours.
 // A package belongs to the area of its top-level folder (subpackages such as
 // app/generator follow their area's rule); models/dbtest is its own area. A
 // package in a folder that is not listed here fails the test until a rule
 // is written for it.
 var layoutAreas = map[string][]string{
-	"main":       {"app"},
-	"app":        {"handlers", "middleware", "models", "migrations", "templates"},
-	"handlers":   {"middleware", "models", "templates"},
-	"middleware": {"models"},
-	"models":     {},
-	"migrations": {},
-	"templates":  {},
-	"dbtest":     {"models", "migrations"},
-	"redistest":  {},
-	"scripts":    {},
+	"main":         {"app"},
+	"app":          {"handlers", "middleware", "models", "migrations", "templates"},
+	"handlers":     {"middleware", "models", "templates"},
+	"middleware":   {"models"},
+	"models":       {},
+	"migrations":   {},
+	"templates":    {},
+	"dbtest":       {"models", "migrations"},
+	"redistest":    {},
+	"outboundtest": {},
+	"scripts":      {},
 }
 
 // testSupport are the areas only _test.go files may import.
-var testSupport = []string{"dbtest", "redistest"}
+var testSupport = []string{"dbtest", "redistest", "outboundtest"}
 
 // layoutLeaves import nothing of ours, not even a subpackage of their own.
 var layoutLeaves = []string{"migrations", "templates"}
@@ -58,6 +60,8 @@ func area(pkgPath string) string {
 		return "dbtest"
 	case rel == "middleware/redistest" || strings.HasPrefix(rel, "middleware/redistest/"):
 		return "redistest"
+	case rel == "models/outbound/outboundtest":
+		return "outboundtest"
 	}
 	top, _, _ := strings.Cut(rel, "/")
 	return top

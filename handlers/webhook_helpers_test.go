@@ -1,13 +1,11 @@
 package handlers
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -15,14 +13,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
-
 	"github.com/rampart-go/rampart/models"
 	"github.com/rampart-go/rampart/models/outbound"
+	"github.com/rampart-go/rampart/models/outbound/outboundtest"
 )
 
 // The webhook tests run against real network peers on this machine: a DNS
@@ -32,84 +28,27 @@ import (
 // client admits 127.0.0.1/32 (Options.AllowPrefixes, a test-only
 // allowlist); without it, the same URL is refused.
 
-// testDNS is an authoritative-for-everything DNS server with a fixed table.
+// testDNS is a DNS server answering from a table the test changes; names
+// that start with "servfail." always answer SERVFAIL.
 type testDNS struct {
-	addr    string
-	mu      sync.Mutex
-	answers map[string][]netip.Addr // fully qualified name → addresses
-	queries atomic.Int64
+	*outboundtest.DNS
+	table *outboundtest.Table
 }
 
 func newTestDNS(tb testing.TB, answers map[string][]string) *testDNS {
 	tb.Helper()
-	d := &testDNS{answers: map[string][]netip.Addr{}}
-	for name, addrs := range answers {
-		d.set(name, addrs...)
-	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("dns listen: %v", err)
-	}
-	d.addr = pc.LocalAddr().String()
-	started := make(chan struct{})
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(d.serve), NotifyStartedFunc: func() { close(started) }}
-	go func() { _ = srv.ActivateAndServe() }()
-	<-started
-	tb.Cleanup(func() { _ = srv.Shutdown() })
-	return d
+	table := outboundtest.NewTable(answers)
+	d := outboundtest.NewDNS(tb, func(name string, n int) outboundtest.Answer {
+		if strings.HasPrefix(name, "servfail.") {
+			return outboundtest.Answer{ServFail: true}
+		}
+		return table.Answer(name, n)
+	})
+	return &testDNS{DNS: d, table: table}
 }
 
-// set makes name answer with addrs (none: NXDOMAIN). Names that start
-// with "servfail." always answer SERVFAIL.
-func (d *testDNS) set(name string, addrs ...string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	var as []netip.Addr
-	for _, a := range addrs {
-		as = append(as, netip.MustParseAddr(a))
-	}
-	d.answers[dns.Fqdn(strings.ToLower(name))] = as
-}
-
-func (d *testDNS) serve(w dns.ResponseWriter, req *dns.Msg) {
-	d.queries.Add(1)
-	m := new(dns.Msg)
-	m.SetReply(req)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, q := range req.Question {
-		if strings.HasPrefix(strings.ToLower(q.Name), "servfail.") {
-			// A resolver failure, not an answer.
-			m.Rcode = dns.RcodeServerFailure
-			continue
-		}
-		addrs, ok := d.answers[strings.ToLower(q.Name)]
-		if !ok {
-			m.Rcode = dns.RcodeNameError
-			continue
-		}
-		for _, a := range addrs {
-			hdr := dns.RR_Header{Name: q.Name, Class: dns.ClassINET, Ttl: 0}
-			switch {
-			case q.Qtype == dns.TypeA && a.Is4():
-				hdr.Rrtype = dns.TypeA
-				m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: a.AsSlice()})
-			case q.Qtype == dns.TypeAAAA && a.Is6():
-				hdr.Rrtype = dns.TypeAAAA
-				m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: a.AsSlice()})
-			}
-		}
-	}
-	_ = w.WriteMsg(m)
-}
-
-// resolver is a Go resolver that asks only this server.
-func (d *testDNS) resolver() *net.Resolver {
-	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var dl net.Dialer
-		return dl.DialContext(ctx, "udp", d.addr)
-	}}
-}
+// set makes name answer with addrs (none: NXDOMAIN).
+func (d *testDNS) set(name string, addrs ...string) { d.table.Set(name, addrs...) }
 
 // receivedHook is one request a receiver got.
 type receivedHook struct {
@@ -214,7 +153,7 @@ func newHookEnv(tb testing.TB) hookEnv {
 // test-only allowlist) unless production is true.
 func (h hookEnv) options(production bool) outbound.Options {
 	o := outbound.Options{
-		Resolver:       h.dns.resolver(),
+		Resolver:       h.dns.Resolver(),
 		RootCAs:        h.roots,
 		Ports:          []int{443, h.receiver.port()},
 		ConnectTimeout: 2 * time.Second,

@@ -224,7 +224,7 @@ func TestWebhookCrossOwner(t *testing.T) {
 		p := api.createProject(t, owner.Token, "Owner's project")
 		hook := defaultHooks(t).receiver.url(hookHost, "/owner")
 		api.putWebhook(t, owner.Token, p.ID, hook)
-		before := defaultHooks(t).dns.queries.Load()
+		before := defaultHooks(t).dns.Queries()
 		for _, c := range []struct{ method, path, body string }{
 			{http.MethodPut, "/webhook", jsonBody(t, map[string]string{"url": "https://stranger.example.test/steal"})},
 			{http.MethodDelete, "/webhook", ""},
@@ -234,7 +234,7 @@ func TestWebhookCrossOwner(t *testing.T) {
 			rec := api.call(t, c.method, "/v1/projects/"+p.ID+c.path, other.Token, c.body)
 			checkStatus(t, rec, http.StatusNotFound, c.method+" "+c.path+" by another user")
 		}
-		if q := defaultHooks(t).dns.queries.Load() - before; q != 0 {
+		if q := defaultHooks(t).dns.Queries() - before; q != 0 {
 			t.Errorf("another owner's PUT made %d DNS queries", q)
 		}
 		var url string

@@ -103,7 +103,7 @@ func TestCircuitBreakerCountsRefusals(t *testing.T) {
 	recv := newReceiver(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	dns := newFakeDNS(t, every(map[string]string{"example.com": "127.0.0.1"}))
 	o := optionsFor(recv)
-	o.Resolver = dns.resolver()
+	o.Resolver = dns.Resolver()
 	o.Breaker = outbound.BreakerOptions{Failures: 2, OpenFor: time.Hour}
 	c := newClient(t, o)
 	target := recv.urlAt("example.com", "/")

@@ -1,7 +1,6 @@
 package outbound_test
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,15 +14,12 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strconv"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
-
 	"github.com/rampart-go/rampart/models/outbound"
+	"github.com/rampart-go/rampart/models/outbound/outboundtest"
 )
 
 // receiver is a local HTTPS server that counts the requests reaching it.
@@ -107,69 +103,12 @@ func newClient(tb testing.TB, o outbound.Options) *outbound.Client {
 	return c
 }
 
-// fakeDNS is a DNS server on 127.0.0.1 whose A answers come from answer
-// (nil: NXDOMAIN); it has no AAAA records. resolver() reaches only it.
-type fakeDNS struct {
-	addr   string
-	mu     sync.Mutex
-	asked  map[string]int // A questions per name
-	answer func(name string, n int) []netip.Addr
-}
-
-func newFakeDNS(tb testing.TB, answer func(name string, n int) []netip.Addr) *fakeDNS {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	f := &fakeDNS{addr: ln.Addr().String(), asked: map[string]int{}, answer: answer}
-	srv := &dns.Server{Listener: ln, Net: "tcp", Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(q)
-		for _, question := range q.Question {
-			name := strings.TrimSuffix(strings.ToLower(question.Name), ".")
-			if question.Qtype != dns.TypeA {
-				if f.answerFor(name, false) == nil {
-					m.Rcode = dns.RcodeNameError
-				}
-				continue
-			}
-			addrs := f.answerFor(name, true)
-			if addrs == nil {
-				m.Rcode = dns.RcodeNameError
-			}
-			for _, a := range addrs {
-				m.Answer = append(m.Answer, &dns.A{
-					Hdr: dns.RR_Header{Name: question.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 0},
-					A:   net.IP(a.AsSlice()),
-				})
-			}
-		}
-		_ = w.WriteMsg(m)
-	})}
-	go func() { _ = srv.ActivateAndServe() }()
-	tb.Cleanup(func() { _ = srv.Shutdown() })
-	return f
-}
-
-// answerFor returns the A records of name; count tells whether this is a
-// question to count (A) or a look at what it would answer (AAAA).
-func (f *fakeDNS) answerFor(name string, count bool) []netip.Addr {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := f.asked[name]
-	if count {
-		n++
-		f.asked[name] = n
-	}
-	return f.answer(name, n)
-}
-
-func (f *fakeDNS) resolver() *net.Resolver {
-	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", f.addr)
-	}}
+// newFakeDNS starts a DNS server on 127.0.0.1 whose A answers come from
+// answer (nil: NXDOMAIN), given the name and how many times it was asked.
+func newFakeDNS(tb testing.TB, answer func(name string, n int) []netip.Addr) *outboundtest.DNS {
+	return outboundtest.NewDNS(tb, func(name string, n int) outboundtest.Answer {
+		return outboundtest.Answer{Addrs: answer(name, n)}
+	})
 }
 
 // every answers each name in names with addrs, others with NXDOMAIN.

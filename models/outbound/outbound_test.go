@@ -238,7 +238,7 @@ func TestSSRFVectors(t *testing.T) {
 		recv := newReceiver(t, ok)
 		dns := newFakeDNS(t, every(map[string]string{"example.com": "127.0.0.1"}))
 		o := optionsFor(recv)
-		o.Resolver = dns.resolver()
+		o.Resolver = dns.Resolver()
 		target := recv.urlAt("example.com", "/hook")
 
 		// With the receiver's range admitted, the name leads to it: the
@@ -282,7 +282,7 @@ func TestSSRFVectors(t *testing.T) {
 			return []netip.Addr{netip.MustParseAddr("127.0.0.1")}
 		})
 		o := optionsFor(recv)
-		o.Resolver = dns.resolver()
+		o.Resolver = dns.Resolver()
 		c := newClient(t, o)
 		target := recv.urlAt("example.com", "/hook")
 		u, err := c.ValidateURL(target)
@@ -301,7 +301,7 @@ func TestSSRFVectors(t *testing.T) {
 		dns := newFakeDNS(t, func(name string, _ int) []netip.Addr {
 			return []netip.Addr{netip.MustParseAddr("93.184.215.14"), netip.MustParseAddr("10.1.2.3")}
 		})
-		c := newClient(t, outbound.Options{Resolver: dns.resolver()})
+		c := newClient(t, outbound.Options{Resolver: dns.Resolver()})
 		u, _ := c.ValidateURL("https://mixed.example.com/")
 		if err := c.CheckResolves(context.Background(), u); err == nil || !strings.Contains(err.Error(), "private") {
 			t.Errorf("CheckResolves: %v", err)
@@ -310,7 +310,7 @@ func TestSSRFVectors(t *testing.T) {
 
 	t.Run("unknown name", func(t *testing.T) {
 		dns := newFakeDNS(t, every(nil))
-		c := newClient(t, outbound.Options{Resolver: dns.resolver()})
+		c := newClient(t, outbound.Options{Resolver: dns.Resolver()})
 		u, _ := c.ValidateURL("https://nx.example.com/")
 		var refusal *outbound.RefusedError
 		if err := c.CheckResolves(context.Background(), u); !errors.As(err, &refusal) || !strings.Contains(err.Error(), "does not resolve") {
