@@ -177,8 +177,9 @@ func (w *AuditWriter) Written() uint64 { return w.written.Load() }
 func (w *AuditWriter) WriteFailures() uint64 { return w.failed.Load() }
 
 // run waits for a first event, gives the batch FlushEvery to fill (or
-// less, if it fills or a flush wants it), then writes until the queue is
-// empty; after Close it writes what is left and ends.
+// less, if it fills or a flush wants it), then writes it and any full
+// batches behind it; a partial batch left over waits again. After Close
+// it writes what is left and ends.
 func (w *AuditWriter) run() {
 	defer close(w.stopped)
 	timer := time.NewTimer(w.cfg.FlushEvery)
@@ -196,6 +197,7 @@ func (w *AuditWriter) run() {
 				timer.Stop()
 			}
 		}
+		wrote := false
 		for {
 			w.mu.Lock()
 			n := min(len(w.queue), w.cfg.BatchSize)
@@ -207,12 +209,23 @@ func (w *AuditWriter) run() {
 				}
 				break
 			}
+			// What arrived while a batch was written waits for its own
+			// FlushEvery (or to fill a batch), unless the writer is
+			// closing. Writing it at once would, under steady load, make
+			// every batch a handful of events, and each batch has a fixed
+			// cost (a transaction, the head row, a commit).
+			if wrote && n < w.cfg.BatchSize && !w.closed {
+				w.mu.Unlock()
+				signal(w.wake)
+				break
+			}
 			batch := w.queue[:n:n]
 			w.queue = w.queue[n:]
 			w.notFull.Broadcast()
 			w.mu.Unlock()
 
 			w.write(batch)
+			wrote = true
 
 			w.mu.Lock()
 			w.done += uint64(n) // #nosec G115 -- n is a batch length: never negative
@@ -248,7 +261,7 @@ func (w *AuditWriter) write(batch []AuditEvent) {
 		// one transaction, so if its first event is stored, all are.
 		if KindOf(err) == KindConflict || KindOf(err) == KindUnavailable || KindOf(err) == KindInternal {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			stored, serr := w.log.has(ctx, batch[0].ID)
+			stored, serr := w.log.hasBatch(ctx, batch[0].ID)
 			cancel()
 			if serr == nil && stored {
 				w.written.Add(uint64(len(events)))

@@ -98,3 +98,65 @@ func (db *DB) CheckRefForTest(ctx context.Context, id, owner string) error {
 		return checkRef(ctx, q, `SELECT COUNT(*) FROM projects WHERE id = ? AND owner_id = ?`, id, owner, "project_id", "projects")
 	})
 }
+
+// AuditBatchForTest is one row of audit_batches with its events decoded.
+type AuditBatchForTest struct {
+	FirstSeq, LastSeq int64
+	Events            []AuditEvent
+}
+
+// AuditBatchesForTest reads every row of audit_batches in order.
+func (db *DB) AuditBatchesForTest(ctx context.Context) ([]AuditBatchForTest, error) {
+	var rows []auditBatch
+	if err := db.q().sel(ctx, &rows, `
+		SELECT first_seq, last_seq, first_id, max_at, outcomes, actions, actors, events
+		FROM audit_batches ORDER BY first_seq`); err != nil {
+		return nil, err
+	}
+	out := make([]AuditBatchForTest, len(rows))
+	for i, b := range rows {
+		events, err := decodeAuditBatch(b)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = AuditBatchForTest{FirstSeq: b.FirstSeq, LastSeq: b.LastSeq, Events: events}
+	}
+	return out, nil
+}
+
+// WriteAuditBatchesForTest replaces every row of audit_batches, as an
+// attacker with the owner's rights (the triggers dropped) would: each
+// event is stored exactly as given (PrevHash and Hash are not
+// recomputed), the filter columns are computed from the events, and
+// FirstSeq and LastSeq are taken as given.
+func (db *DB) WriteAuditBatchesForTest(ctx context.Context, batches []AuditBatchForTest) error {
+	if _, err := db.q().exec(ctx, `DELETE FROM audit_batches`); err != nil {
+		return err
+	}
+	for _, b := range batches {
+		buf := []byte{'['}
+		var s auditSummary
+		for i := range b.Events {
+			e := b.Events[i]
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = e.appendCanonical(buf)
+			buf = append(append(append(buf[:len(buf)-1], `,"`...), e.Hash...), `"]`...)
+			s.add(&e)
+		}
+		buf = append(buf, ']')
+		first := AuditEvent{Seq: b.FirstSeq}
+		if len(b.Events) > 0 {
+			first.ID = b.Events[0].ID
+		}
+		row := s.batch(first, b.LastSeq, string(buf))
+		if _, err := db.q().exec(ctx, `
+			INSERT INTO audit_batches (first_seq, last_seq, first_id, max_at, outcomes, actions, actors, events)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			row.FirstSeq, row.LastSeq, row.FirstID, row.MaxAt, row.Outcomes, row.Actions, row.Actors, row.Events); err != nil {
+			return err
+		}
+	}
+	return nil
+}
