@@ -49,9 +49,9 @@ func tamper(tb testing.TB, v vars, statements ...string) {
 		tb.Fatal(err)
 	}
 	defer raw.Close()
-	drop := []string{`DROP TRIGGER audit_events_no_update`, `DROP TRIGGER audit_events_no_delete`}
+	drop := []string{`DROP TRIGGER audit_batches_no_update`, `DROP TRIGGER audit_batches_no_delete`}
 	if cfg.Database.Dialect == models.Postgres {
-		drop = []string{`DROP TRIGGER audit_events_no_change ON audit_events`}
+		drop = []string{`DROP TRIGGER audit_batches_no_change ON audit_batches`}
 	}
 	for _, s := range append(drop, statements...) {
 		if _, err := raw.ExecContext(context.Background(), s); err != nil {
@@ -84,26 +84,38 @@ func TestAuditVerifyCommand(t *testing.T) {
 				}
 			})
 
-			t.Run("edited row", func(t *testing.T) {
+			// The trail is one batch (migration 0005): the attacker edits
+			// its JSON with the database's own functions.
+			sql := func(sqlite, postgres string) string {
+				if d == models.Postgres {
+					return postgres
+				}
+				return sqlite
+			}
+
+			t.Run("edited event", func(t *testing.T) {
 				v := dialectVars(t, d)
 				events := auditTrail(t, v, 4)
-				tamper(t, v, `UPDATE audit_events SET outcome = 'allow' WHERE seq = 2`)
+				tamper(t, v, sql(`UPDATE audit_batches SET events = json_set(events, '$[1][13]', 'allow')`,
+					`UPDATE audit_batches SET events = jsonb_set(events::jsonb, '{1,13}', '"allow"')::text`))
 				wantFailure(t, runCLI(t, v, "", "audit", "verify"), exitFail,
 					[]string{"audit: chain broken at row 2 (id " + events[1].ID + "): ", "edited"})
 			})
 
-			t.Run("deleted middle row", func(t *testing.T) {
+			t.Run("deleted middle event", func(t *testing.T) {
 				v := dialectVars(t, d)
 				events := auditTrail(t, v, 4)
-				tamper(t, v, `DELETE FROM audit_events WHERE seq = 2`)
+				tamper(t, v, sql(`UPDATE audit_batches SET events = json_remove(events, '$[1]'), last_seq = 3`,
+					`UPDATE audit_batches SET events = (events::jsonb - 1)::text, last_seq = 3`))
 				wantFailure(t, runCLI(t, v, "", "audit", "verify"), exitFail,
-					[]string{"audit: chain broken at row 3 (id " + events[2].ID + "): "})
+					[]string{"audit: chain broken at row 2 (id " + events[2].ID + "): "})
 			})
 
-			t.Run("deleted last row", func(t *testing.T) {
+			t.Run("deleted last event", func(t *testing.T) {
 				v := dialectVars(t, d)
 				auditTrail(t, v, 4)
-				tamper(t, v, `DELETE FROM audit_events WHERE seq = 4`)
+				tamper(t, v, sql(`UPDATE audit_batches SET events = json_remove(events, '$[3]'), last_seq = 3`,
+					`UPDATE audit_batches SET events = (events::jsonb - 3)::text, last_seq = 3`))
 				wantFailure(t, runCLI(t, v, "", "audit", "verify"), exitFail,
 					[]string{"audit: chain broken at the head: ", "row 4", "row 3"})
 			})

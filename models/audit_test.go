@@ -1,7 +1,9 @@
 package models_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -129,28 +131,34 @@ func dropAuditTriggers(tb testing.TB, db *models.DB) {
 	tb.Helper()
 	switch db.Dialect() {
 	case models.SQLite:
-		execAudit(tb, db, `DROP TRIGGER audit_events_no_update`)
-		execAudit(tb, db, `DROP TRIGGER audit_events_no_delete`)
+		execAudit(tb, db, `DROP TRIGGER audit_batches_no_update`)
+		execAudit(tb, db, `DROP TRIGGER audit_batches_no_delete`)
+		execAudit(tb, db, `DROP TRIGGER audit_batches_no_replace`)
 	case models.Postgres:
-		execAudit(tb, db, `DROP TRIGGER audit_events_no_change ON audit_events`)
-		execAudit(tb, db, `DROP TRIGGER audit_events_no_truncate ON audit_events`)
+		execAudit(tb, db, `DROP TRIGGER audit_batches_no_change ON audit_batches`)
+		execAudit(tb, db, `DROP TRIGGER audit_batches_no_truncate ON audit_batches`)
 	}
 }
 
-// insertAuditRow writes e at seq directly, as an attacker forging or
-// moving a row would.
-func insertAuditRow(tb testing.TB, db *models.DB, seq int64, e models.AuditEvent) {
+// rewriteAudit plays the same attacker editing the stored batches: change
+// gets them decoded (the trail appended by appendN calls: one batch each)
+// and returns what is written back in their place, byte for byte as an
+// event would be stored, with filter columns that match the events.
+func rewriteAudit(tb testing.TB, db *models.DB, change func(b []models.AuditBatchForTest) []models.AuditBatchForTest) {
 	tb.Helper()
-	const cols = `(seq, id, at, actor_type, actor_id, user_id, client_ip, user_agent, request_id, route,
-		action, resource_type, resource_id, outcome, reason, prev_hash, hash)`
-	const values = `VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	query := `INSERT INTO audit_events ` + cols + ` ` + values
-	if db.Dialect() == models.Postgres {
-		// seq is GENERATED ALWAYS: the owner can still choose it.
-		query = `INSERT INTO audit_events ` + cols + ` OVERRIDING SYSTEM VALUE ` + values
+	ctx := context.Background()
+	batches, err := db.AuditBatchesForTest(ctx)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	execAudit(tb, db, query, seq, e.ID, e.At, e.ActorType, e.ActorID, e.UserID, e.ClientIP, e.UserAgent,
-		e.RequestID, e.Route, e.Action, e.ResourceType, e.ResourceID, e.Outcome, e.Reason, e.PrevHash, e.Hash)
+	if err := db.WriteAuditBatchesForTest(ctx, change(batches)); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// batchOf returns a batch holding events, numbered from first.
+func batchOf(first int64, events ...models.AuditEvent) models.AuditBatchForTest {
+	return models.AuditBatchForTest{FirstSeq: first, LastSeq: first + int64(len(events)) - 1, Events: events}
 }
 
 // forged returns an event chained to prev with a correct hash: the
@@ -391,31 +399,29 @@ func TestAuditTrailIsAppendOnly(t *testing.T) {
 		l := models.NewAuditLog(db)
 		stored := appendN(t, l, 3)
 
-		// The application's own connection cannot change or remove a row.
+		// The application's own connection cannot change or remove a
+		// batch, nor write through the per-event view.
 		refused := []string{
+			`UPDATE audit_batches SET events = replace(events, 'deny', 'allow')`,
+			`UPDATE audit_batches SET actors = ','`,
+			`DELETE FROM audit_batches WHERE first_seq = 1`,
+			`DELETE FROM audit_batches`,
+			`INSERT INTO audit_batches (first_seq, last_seq, first_id, max_at, outcomes, actions, actors, events)
+			SELECT first_seq, last_seq, first_id, max_at, outcomes, actions, actors, '[]' FROM audit_batches
+			ON CONFLICT (first_id) DO UPDATE SET events = '[]'`,
 			`UPDATE audit_events SET outcome = 'allow' WHERE seq = 2`,
-			`UPDATE audit_events SET reason = reason`,
 			`DELETE FROM audit_events WHERE seq = 3`,
-			`DELETE FROM audit_events`,
-			`INSERT INTO audit_events (id, at, actor_type, actor_id, user_id, client_ip, user_agent, request_id, route,
-				action, resource_type, resource_id, outcome, reason, prev_hash, hash)
-			SELECT id, at, actor_type, actor_id, user_id, client_ip, user_agent, request_id, route,
-				action, resource_type, resource_id, outcome, reason, prev_hash, hash FROM audit_events WHERE seq = 1
-			ON CONFLICT (id) DO UPDATE SET outcome = 'allow'`,
 		}
 		switch db.Dialect() {
 		case models.Postgres:
-			refused = append(refused, `TRUNCATE audit_events`, `TRUNCATE audit_events CASCADE`)
+			refused = append(refused, `TRUNCATE audit_batches`, `TRUNCATE audit_batches CASCADE`)
 		case models.SQLite:
 			// REPLACE deletes the old row without firing delete triggers.
-			refused = append(refused, `INSERT OR REPLACE INTO audit_events (seq, id, at, actor_type, actor_id, user_id,
-				client_ip, user_agent, request_id, route, action, resource_type, resource_id, outcome, reason, prev_hash, hash)
-			SELECT seq, id, at, actor_type, actor_id, user_id, client_ip, user_agent, request_id, route,
-				action, resource_type, resource_id, 'allow', reason, prev_hash, hash FROM audit_events WHERE seq = 2`,
-				`REPLACE INTO audit_events (seq, id, at, actor_type, actor_id, user_id,
-				client_ip, user_agent, request_id, route, action, resource_type, resource_id, outcome, reason, prev_hash, hash)
-			SELECT seq, 'forged-id', at, actor_type, actor_id, user_id, client_ip, user_agent, request_id, route,
-				action, resource_type, resource_id, 'allow', reason, prev_hash, 'forged-hash' FROM audit_events WHERE seq = 3`)
+			refused = append(refused, `INSERT OR REPLACE INTO audit_batches (first_seq, last_seq, first_id, max_at, outcomes,
+				actions, actors, events)
+			SELECT first_seq, last_seq, first_id, max_at, outcomes, actions, actors, '[]' FROM audit_batches`,
+				`REPLACE INTO audit_batches (first_seq, last_seq, first_id, max_at, outcomes, actions, actors, events)
+			SELECT first_seq, last_seq, 'forged-id', max_at, outcomes, actions, actors, '[]' FROM audit_batches`)
 		}
 		for _, q := range refused {
 			if n, err := db.ExecForTest(ctx, q); err == nil {
@@ -433,7 +439,7 @@ func TestAuditTrailIsAppendOnly(t *testing.T) {
 
 // TestAuditVerifyNamesTheFirstBrokenRow plays an attacker with the owner's
 // rights (the triggers dropped) and shows that each kind of tampering is
-// found, at the first row it breaks.
+// found, at the first event it breaks.
 func TestAuditVerifyNamesTheFirstBrokenRow(t *testing.T) {
 	type tamper func(t *testing.T, db *models.DB, rows []models.AuditEvent)
 	tests := []struct {
@@ -444,90 +450,180 @@ func TestAuditVerifyNamesTheFirstBrokenRow(t *testing.T) {
 		reason string
 	}{
 		{
-			name: "edited row (deny turned into allow)",
+			name: "edited event (deny turned into allow)",
 			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
-				execAudit(t, db, `UPDATE audit_events SET outcome = 'allow' WHERE seq = 3`)
+				rewriteAudit(t, db, func(b []models.AuditBatchForTest) []models.AuditBatchForTest {
+					b[1].Events[0].Outcome = models.OutcomeAllow
+					return b
+				})
 			},
 			seq: 3, index: 2, reason: "content does not match its hash",
 		},
 		{
-			name: "edited row with its own hash recomputed",
+			name: "edited event with its own hash recomputed",
 			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
-				e := rows[2]
-				e.Outcome = models.OutcomeAllow
-				e.Hash = e.ChainHashForTest()
-				execAudit(t, db, `UPDATE audit_events SET outcome = ?, hash = ? WHERE seq = 3`, e.Outcome, e.Hash)
+				rewriteAudit(t, db, func(b []models.AuditBatchForTest) []models.AuditBatchForTest {
+					e := &b[1].Events[0]
+					e.Outcome = models.OutcomeAllow
+					e.Hash = e.ChainHashForTest()
+					return b
+				})
 			},
 			seq: 4, index: 3, reason: "previous-hash does not match",
 		},
 		{
 			name: "edited time",
 			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
-				execAudit(t, db, `UPDATE audit_events SET at = ? WHERE seq = 2`, rows[1].At.Add(-time.Hour))
+				rewriteAudit(t, db, func(b []models.AuditBatchForTest) []models.AuditBatchForTest {
+					b[0].Events[1].At = rows[1].At.Add(-time.Hour)
+					return b
+				})
 			},
 			seq: 2, index: 1, reason: "content does not match its hash",
 		},
 		{
-			name: "deleted middle row",
+			name: "deleted middle event",
 			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
-				execAudit(t, db, `DELETE FROM audit_events WHERE seq = 3`)
+				rewriteAudit(t, db, func(b []models.AuditBatchForTest) []models.AuditBatchForTest {
+					b[1] = batchOf(4, rows[3], rows[4])
+					return b
+				})
 			},
 			seq: 4, index: 3, reason: "previous-hash does not match",
 		},
 		{
-			name: "two rows swapped",
+			name: "deleted middle event, the ones after renumbered",
 			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
-				execAudit(t, db, `DELETE FROM audit_events WHERE seq IN (2, 3)`)
-				insertAuditRow(t, db, 2, rows[2])
-				insertAuditRow(t, db, 3, rows[1])
+				rewriteAudit(t, db, func(b []models.AuditBatchForTest) []models.AuditBatchForTest {
+					b[1] = batchOf(3, rows[3], rows[4])
+					return b
+				})
+			},
+			seq: 3, index: 3, reason: "previous-hash does not match",
+		},
+		{
+			name: "deleted batch",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				rewriteAudit(t, db, func(b []models.AuditBatchForTest) []models.AuditBatchForTest {
+					return b[1:]
+				})
+			},
+			seq: 3, index: 2, reason: "previous-hash does not match",
+		},
+		{
+			name: "two events swapped",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				rewriteAudit(t, db, func(b []models.AuditBatchForTest) []models.AuditBatchForTest {
+					return []models.AuditBatchForTest{batchOf(1, rows[0], rows[2]), batchOf(3, rows[1], rows[3], rows[4])}
+				})
 			},
 			seq: 2, index: 2, reason: "previous-hash does not match",
 		},
 		{
-			name: "deleted last row",
+			name: "deleted last event",
 			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
-				execAudit(t, db, `DELETE FROM audit_events WHERE seq = 5`)
+				rewriteAudit(t, db, func(b []models.AuditBatchForTest) []models.AuditBatchForTest {
+					b[1] = batchOf(3, rows[2], rows[3])
+					return b
+				})
 			},
 			seq: 0, index: -1, reason: "the head names row 5, the chain ends at row 4",
 		},
 		{
-			name: "every row deleted",
+			name: "every event deleted",
 			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
-				execAudit(t, db, `DELETE FROM audit_events`)
+				rewriteAudit(t, db, func([]models.AuditBatchForTest) []models.AuditBatchForTest { return nil })
 			},
 			seq: 0, index: -1, reason: "the head names row 5, the chain ends at row 0",
 		},
 		{
-			name: "forged row appended after the last",
+			name: "forged event appended after the last",
 			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
-				insertAuditRow(t, db, 6, forged(t, rows[4].Hash))
+				rewriteAudit(t, db, func(b []models.AuditBatchForTest) []models.AuditBatchForTest {
+					return append(b, batchOf(6, forged(t, rows[4].Hash)))
+				})
 			},
 			seq: 0, index: -1, reason: "the head names row 5, the chain ends at row 6",
 		},
 		{
-			name: "forged row inserted in the middle",
+			name: "forged event inserted in the middle",
 			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
 				// Rows 4 and 5 move up one place to make room.
-				execAudit(t, db, `DELETE FROM audit_events WHERE seq >= 4`)
-				insertAuditRow(t, db, 4, forged(t, rows[2].Hash))
-				insertAuditRow(t, db, 5, rows[3])
-				insertAuditRow(t, db, 6, rows[4])
+				rewriteAudit(t, db, func(b []models.AuditBatchForTest) []models.AuditBatchForTest {
+					b[1] = batchOf(3, rows[2], forged(t, rows[2].Hash), rows[3], rows[4])
+					return b
+				})
 			},
 			seq: 5, index: 3, reason: "previous-hash does not match",
 		},
 		{
-			name: "forged row inserted before the first",
+			name: "forged batch inserted before the first",
 			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
-				insertAuditRow(t, db, 0, forged(t, ""))
+				rewriteAudit(t, db, func(b []models.AuditBatchForTest) []models.AuditBatchForTest {
+					return append([]models.AuditBatchForTest{batchOf(0, forged(t, ""))}, b...)
+				})
 			},
 			seq: 1, index: 0, reason: "previous-hash does not match",
 		},
 		{
-			name: "forged row with a negative seq",
+			name: "forged batch with a negative seq",
 			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
-				insertAuditRow(t, db, -7, forged(t, ""))
+				rewriteAudit(t, db, func(b []models.AuditBatchForTest) []models.AuditBatchForTest {
+					return append([]models.AuditBatchForTest{batchOf(-7, forged(t, ""))}, b...)
+				})
 			},
 			seq: 1, index: 0, reason: "previous-hash does not match",
+		},
+		{
+			name: "batches overlapping",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				rewriteAudit(t, db, func(b []models.AuditBatchForTest) []models.AuditBatchForTest {
+					b[1].FirstSeq, b[1].LastSeq = 2, 4
+					return b
+				})
+			},
+			seq: 2, index: 2, reason: "its batch starts at seq 2, the one before it ends at 2",
+		},
+		{
+			// The filter columns are not hashed: an attacker who removes
+			// an actor from them hides its events from ?actor= without
+			// touching an event.
+			name: "filter columns edited to hide an actor",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				execAudit(t, db, `UPDATE audit_batches SET actors = ',user-0,' WHERE first_seq = 3`)
+			},
+			seq: 3, index: 2, reason: "filter columns do not cover its events",
+		},
+		{
+			name: "filter outcomes edited to hide denials",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				execAudit(t, db, `UPDATE audit_batches SET outcomes = 1 WHERE first_seq = 1`)
+			},
+			seq: 1, index: 0, reason: "filter columns do not cover its events",
+		},
+		{
+			name: "filter time edited to hide a batch from since=",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				execAudit(t, db, `UPDATE audit_batches SET max_at = ? WHERE first_seq = 3`, rows[4].At.Add(-time.Hour))
+			},
+			seq: 3, index: 2, reason: "filter columns do not cover its events",
+		},
+		{
+			name: "events that are not JSON",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				execAudit(t, db, `UPDATE audit_batches SET events = '[["v1"' WHERE first_seq = 3`)
+			},
+			seq: 3, index: 2, reason: "its batch was edited",
+		},
+		{
+			name: "an event taken out of the JSON, seqs kept",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				rewriteAudit(t, db, func(b []models.AuditBatchForTest) []models.AuditBatchForTest {
+					b[1].Events = b[1].Events[1:] // last_seq still 5
+					return b
+				})
+			},
+			seq: 3, index: 3, reason: "it holds 2 events for seqs 3 to 5",
 		},
 	}
 	for _, d := range dbtest.Dialects {
@@ -570,17 +666,18 @@ func TestAuditVerifyCannotSeeARewrittenChain(t *testing.T) {
 
 		dropAuditTriggers(t, db)
 		prev := rows[0].Hash
-		for i := 1; i < len(rows); i++ {
-			e := rows[i]
-			if i == 1 {
-				e.Outcome = models.OutcomeAllow
+		rewriteAudit(t, db, func(b []models.AuditBatchForTest) []models.AuditBatchForTest {
+			for i := 1; i < len(b[0].Events); i++ {
+				e := &b[0].Events[i]
+				if i == 1 {
+					e.Outcome = models.OutcomeAllow
+				}
+				e.PrevHash = prev
+				e.Hash = e.ChainHashForTest()
+				prev = e.Hash
 			}
-			e.PrevHash = prev
-			e.Hash = e.ChainHashForTest()
-			execAudit(t, db, `UPDATE audit_events SET outcome = ?, prev_hash = ?, hash = ? WHERE seq = ?`,
-				e.Outcome, e.PrevHash, e.Hash, e.Seq)
-			prev = e.Hash
-		}
+			return b
+		})
 		execAudit(t, db, `UPDATE audit_head SET hash = ? WHERE id = 1`, prev)
 
 		v := verifyIntact(t, l)
@@ -757,4 +854,81 @@ func TestAuditVerifyWhileAppending(t *testing.T) {
 			verifyIntact(t, verifier)
 		})
 	}
+}
+
+// TestAuditCanonicalIsJSON holds the canonical form to what json.Marshal
+// gives for the fields as a []string, which is how the hashes of events
+// written before the faster encoder were computed: every field that needs
+// escaping in JSON, or escaping for HTML, or is not ASCII.
+func TestAuditCanonicalIsJSON(t *testing.T) {
+	awkward := []string{"", "plain", `quote"d`, `back\slash`, "<script>&amp;</script>", "tab\there\nnew\rline",
+		"\x00nul\x1fus\x7fdel", "é ü 日本 🙂", "\u2028\u2029", "bad\xffutf8", "\ufffd", "a'b", strings.Repeat("x", 600)}
+	at := time.Date(2026, 11, 29, 14, 35, 43, 123456000, time.UTC)
+	for i, v := range awkward {
+		e := models.AuditEvent{ID: v, At: at, ActorType: v, ActorID: v, UserID: v, ClientIP: v, UserAgent: v,
+			RequestID: v, Route: v, Action: v, ResourceType: v, ResourceID: v, Outcome: v, Reason: v, PrevHash: v}
+		want, err := json.Marshal([]string{"v1", v, "2026-11-29T14:35:43.123456Z", v, v, v, v, v, v, v, v, v, v, v, v, v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.CanonicalForTest(); !bytes.Equal(got, want) {
+			t.Errorf("value %d %q:\n got %s\nwant %s", i, v, got, want)
+		}
+	}
+}
+
+// TestAuditListBoundsItsWork shows that one page reads at most
+// AuditListBatches batches: a filter that each batch's columns may match,
+// but only the newest event does, gets an empty page with a cursor and
+// then the match, instead of one request reading the whole trail (API4).
+func TestAuditListBoundsItsWork(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		ctx := context.Background()
+		l := models.NewAuditLog(db)
+		n := models.AuditListBatches + 10
+		// Every batch holds user-0 and authz_allow, never together.
+		denied, allowed := auditEvent(0), auditEvent(1)
+		allowed.Action, allowed.Outcome = models.ActionAuthzAllow, models.OutcomeAllow
+		for range n {
+			appendAudit(t, l, denied, allowed)
+		}
+		last := auditEvent(0)
+		last.Action, last.Outcome = models.ActionAuthzAllow, models.OutcomeAllow
+		want := appendAudit(t, l, last)[0]
+		filter := models.AuditFilter{Actor: "user-0", Action: models.ActionAuthzAllow}
+
+		var pages, empty int
+		var got []models.AuditEvent
+		p := models.PageRequest{Limit: 5}
+		for {
+			page, err := l.List(ctx, filter, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pages++
+			if len(page.Items) == 0 {
+				empty++
+			}
+			got = append(got, page.Items...)
+			if page.Next == 0 {
+				break
+			}
+			if page.Next <= p.After {
+				t.Fatalf("cursor went from %d to %d", p.After, page.Next)
+			}
+			p.After = page.Next
+		}
+		if len(got) != 1 || got[0].ID != want.ID {
+			t.Fatalf("found %d events, want the last one", len(got))
+		}
+		if pages != 2 || empty != 1 {
+			t.Errorf("%d pages (%d empty), want 2: one of %d batches read without a match, then the match",
+				pages, empty, models.AuditListBatches)
+		}
+		// Without a filter a page fills up as usual.
+		page, err := l.List(ctx, models.AuditFilter{}, models.PageRequest{Limit: 100})
+		if err != nil || len(page.Items) != 100 || page.Next != 100 {
+			t.Errorf("unfiltered page: %d events, next %d, %v; want 100", len(page.Items), page.Next, err)
+		}
+	})
 }

@@ -184,6 +184,9 @@ func (w *AuditWriter) run() {
 	defer close(w.stopped)
 	timer := time.NewTimer(w.cfg.FlushEvery)
 	timer.Stop()
+	// The batch taken from the queue, and the copy Append fills in.
+	batch := make([]AuditEvent, 0, w.cfg.BatchSize)
+	events := make([]AuditEvent, w.cfg.BatchSize)
 	for {
 		<-w.wake
 		w.mu.Lock()
@@ -219,12 +222,17 @@ func (w *AuditWriter) run() {
 				signal(w.wake)
 				break
 			}
-			batch := w.queue[:n:n]
-			w.queue = w.queue[n:]
+			// The batch is copied out and the rest moved to the front, so
+			// the queue's array is reused rather than reallocated as it
+			// is consumed from the front.
+			batch = append(batch[:0], w.queue[:n]...)
+			rest := copy(w.queue, w.queue[n:])
+			clear(w.queue[rest:])
+			w.queue = w.queue[:rest]
 			w.notFull.Broadcast()
 			w.mu.Unlock()
 
-			w.write(batch)
+			w.write(batch, events[:n])
 			wrote = true
 
 			w.mu.Lock()
@@ -240,10 +248,9 @@ func (w *AuditWriter) run() {
 }
 
 // write appends batch, retrying until the database takes it: an audit
-// event is never given up. The batch is copied per attempt because Append
-// fills in the chain fields.
-func (w *AuditWriter) write(batch []AuditEvent) {
-	events := make([]AuditEvent, len(batch))
+// event is never given up. The batch is copied into events (of the same
+// length) per attempt because Append fills in the chain fields.
+func (w *AuditWriter) write(batch, events []AuditEvent) {
 	for attempt := 0; ; attempt++ {
 		copy(events, batch)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -326,3 +326,47 @@ func TestAuditWriterRetriesUntilTheDatabaseWorks(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditWriterWaitsToFillABatch shows that events arriving while a
+// batch is being written are not written at once as a small batch of
+// their own: they wait for FlushEvery, a full batch or a flush. (Under
+// steady load, writing them at once made every batch a handful of events,
+// each paying a transaction and a commit.)
+func TestAuditWriterWaitsToFillABatch(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		l := models.NewAuditLog(db)
+		w := models.NewAuditWriter(l, models.AuditWriterConfig{BatchSize: 4, FlushEvery: time.Hour})
+		release := holdAuditLock(t, db)
+		for i := range 4 { // a full batch: written at once, and stalls on the lock
+			if err := w.Record(auditEvent(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := 4; i < 6; i++ { // arrive during that write
+			if err := w.Record(auditEvent(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		release()
+		for w.Written() < 4 {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond) // time to write the two, if it did
+		if got := w.Written(); got != 4 {
+			t.Errorf("written %d, want 4: the two that came during the first write were written at once", got)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := w.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		batches, err := db.AuditBatchesForTest(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(batches) != 2 || len(batches[0].Events) != 4 || len(batches[1].Events) != 2 {
+			t.Errorf("%d batches, want one of 4 and one of 2", len(batches))
+		}
+		closeWriter(t, w)
+	})
+}

@@ -92,6 +92,12 @@ func (h *PasswordHasher) HoldSlotsForTest() (release func()) {
 // what an attacker who knows the (public) algorithm can compute.
 func (e *AuditEvent) ChainHashForTest() string { return e.chainHash() }
 
+// CanonicalForTest returns the bytes e's hash covers.
+func (e *AuditEvent) CanonicalForTest() []byte { return e.canonical() }
+
+// AuditListBatches is how many batches one List call reads at most.
+const AuditListBatches = auditListBatches
+
 // CheckRefForTest runs checkRef against projects, in a transaction.
 func (db *DB) CheckRefForTest(ctx context.Context, id, owner string) error {
 	return db.tx(ctx, func(q q) error {
