@@ -18,7 +18,20 @@ CREATE TABLE audit_events_rows (
     prev_hash     TEXT     NOT NULL,
     hash          TEXT     NOT NULL
 );
-INSERT INTO audit_events_rows SELECT * FROM audit_events ORDER BY seq;
+-- A time goes back to the form the driver writes for a bound time (as the
+-- old writer stored it): the canonical "2006-01-02T15:04:05.000000Z"
+-- becomes "2006-01-02 15:04:05+00:00" with the fraction's trailing zeros
+-- (and a bare '.') dropped. A mix of the two forms would compare as text
+-- in the wrong order ('T' sorts after ' '): the old List's "at >= ?", and
+-- 0005's max(at) when migrating up again.
+INSERT INTO audit_events_rows
+SELECT seq, id,
+    CASE WHEN at GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z'
+        THEN substr(at, 1, 10) || ' ' || substr(at, 12, 8) || rtrim(rtrim(substr(at, 20, 7), '0'), '.') || '+00:00'
+        ELSE at END,
+    actor_type, actor_id, user_id, client_ip, user_agent, request_id, route, action,
+    resource_type, resource_id, outcome, reason, prev_hash, hash
+FROM audit_events ORDER BY seq;
 DROP VIEW audit_events;
 DROP TABLE audit_batches;
 ALTER TABLE audit_events_rows RENAME TO audit_events;

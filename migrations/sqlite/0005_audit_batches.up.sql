@@ -28,16 +28,28 @@ CREATE TABLE audit_batches (
 );
 
 -- The events written so far move into batches of 256, renumbered 1..n in
--- their order (their hashes do not cover seq).
+-- their order (their hashes do not cover seq). Their at is stored as the
+-- driver writes a bound time ("2006-01-02 15:04:05.999999999-07:00", in
+-- UTC: "+00:00", the fraction without trailing zeros, none at all for a
+-- whole second); in a batch it takes the canonical form
+-- ("2006-01-02T15:04:05.000000Z"), the fraction padded to microseconds
+-- (strftime's %f would keep only milliseconds). max_at keeps the stored
+-- form, which is what a bound time compares with (List's max_at >= ?).
 WITH numbered AS (
-    SELECT row_number() OVER (ORDER BY seq) AS n, * FROM audit_events
+    SELECT row_number() OVER (ORDER BY seq) AS n,
+        CASE WHEN at GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]*+00:00'
+            THEN substr(at, 1, 10) || 'T' || substr(at, 12, 8) || '.' ||
+                substr(CASE WHEN substr(at, 20, 1) = '.' THEN substr(at, 21, length(at) - 26) ELSE '' END || '000000', 1, 6) || 'Z'
+            ELSE at END AS canonical_at,
+        *
+    FROM audit_events
 )
 INSERT INTO audit_batches (first_seq, last_seq, first_id, max_at, outcomes, actions, actors, events)
 SELECT min(n), max(n), json_group_array(id ORDER BY n) ->> 0, max(at),
     max(outcome = 'allow') + 2 * max(outcome = 'deny') + 4 * max(outcome = 'error'),
     ',' || group_concat(DISTINCT action) || ',',
     ',' || group_concat(DISTINCT actor_id) || ',' || group_concat(DISTINCT user_id) || ',',
-    json_group_array(json_array('v1', id, at, actor_type, actor_id, user_id, client_ip, user_agent, request_id,
+    json_group_array(json_array('v1', id, canonical_at, actor_type, actor_id, user_id, client_ip, user_agent, request_id,
         route, action, resource_type, resource_id, outcome, reason, prev_hash, hash) ORDER BY n)
 FROM numbered
 GROUP BY (n - 1) / 256;
