@@ -87,6 +87,10 @@ type AuditEvent struct {
 	Reason       string    `db:"reason"`
 	PrevHash     string    `db:"prev_hash"`
 	Hash         string    `db:"hash"`
+
+	// normalized is set by normalize: Record normalizes an event on the
+	// request's path, and the writer's Append need not do it again.
+	normalized bool
 }
 
 // normalize fills ID and At, stores At in UTC at microsecond precision (what
@@ -96,6 +100,9 @@ type AuditEvent struct {
 // database would refuse the event on every retry, and the writer would
 // never get past it.
 func (e *AuditEvent) normalize(now time.Time) error {
+	if e.normalized {
+		return nil
+	}
 	if e.ID == "" {
 		id, err := NewID()
 		if err != nil {
@@ -134,6 +141,7 @@ func (e *AuditEvent) normalize(now time.Time) error {
 		&e.Action, &e.ResourceType, &e.ResourceID, &e.Reason} {
 		*f = capText(*f, auditFieldMax)
 	}
+	e.normalized = true
 	return nil
 }
 
@@ -180,7 +188,7 @@ const auditTimeLayout = "2006-01-02T15:04:05.000000Z"
 // it copies between quotes; anything else goes through encoding/json.
 func appendJSONString(dst []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !jsonPlain[s[i]] {
 			b, _ := json.Marshal(s) // a string always marshals
 			return append(dst, b...)
 		}
@@ -189,6 +197,16 @@ func appendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, s...)
 	return append(dst, '"')
 }
+
+// jsonPlain holds the bytes encoding/json copies into a string as they
+// are: printable ASCII except the quote, the backslash and the characters
+// it escapes for HTML.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = !strings.ContainsRune(`"\<>&`, rune(c))
+	}
+	return t
+}()
 
 // chainHash returns the hash of e chained to e.PrevHash.
 func (e *AuditEvent) chainHash() string {
@@ -374,22 +392,19 @@ func decodeAuditBatch(b auditBatch) ([]AuditEvent, error) {
 		}
 		events[i] = AuditEvent{Seq: b.FirstSeq + int64(i), ID: f[1], At: at, ActorType: f[3], ActorID: f[4],
 			UserID: f[5], ClientIP: f[6], UserAgent: f[7], RequestID: f[8], Route: f[9], Action: f[10],
-			ResourceType: f[11], ResourceID: f[12], Outcome: f[13], Reason: f[14], PrevHash: f[15], Hash: f[16]}
+			ResourceType: f[11], ResourceID: f[12], Outcome: f[13], Reason: f[14], PrevHash: f[15], Hash: f[16],
+			normalized: true} // as it was stored
 	}
 	return events, nil
 }
 
-// parseAuditTime reads an event's time: the canonical form, or the form
-// SQLite stored before migration 0005 moved an event into a batch.
+// parseAuditTime reads an event's time in its canonical form.
 func parseAuditTime(s string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, s)
+	t, err := time.Parse(auditTimeLayout, s)
 	if err != nil {
-		var err2 error
-		if t, err2 = time.Parse("2006-01-02 15:04:05.999999999-07:00", s); err2 != nil {
-			return time.Time{}, err
-		}
+		return time.Time{}, err
 	}
-	return t.UTC().Truncate(time.Microsecond), nil
+	return t.UTC(), nil
 }
 
 // hasBatch reports whether the batch whose first event is id is stored.

@@ -40,6 +40,7 @@ type AuditWriter struct {
 	queue    []AuditEvent
 	notFull  *sync.Cond // signalled when the writer takes events out
 	closed   bool
+	flushing int // Flush calls waiting: write partial batches at once
 	recorded uint64        // events accepted so far
 	done     uint64        // events written (or given up at exit) so far
 	progress chan struct{} // closed and replaced whenever done grows
@@ -125,7 +126,13 @@ func (w *AuditWriter) Record(e AuditEvent) error {
 func (w *AuditWriter) Flush(ctx context.Context) error {
 	w.mu.Lock()
 	target := w.recorded
+	w.flushing++
 	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.flushing--
+		w.mu.Unlock()
+	}()
 	signal(w.full)
 	for {
 		w.mu.Lock()
@@ -194,10 +201,20 @@ func (w *AuditWriter) run() {
 		w.mu.Unlock()
 		if !closed {
 			timer.Reset(w.cfg.FlushEvery)
-			select {
-			case <-timer.C:
-			case <-w.full:
-				timer.Stop()
+		wait:
+			for {
+				select {
+				case <-timer.C:
+					break wait
+				case <-w.full:
+					// A signal left from while the last batch was being
+					// written may be stale: only a full batch, a flush or
+					// Close cuts FlushEvery short.
+					if w.ready() {
+						timer.Stop()
+						break wait
+					}
+				}
 			}
 		}
 		wrote := false
@@ -217,7 +234,7 @@ func (w *AuditWriter) run() {
 			// closing. Writing it at once would, under steady load, make
 			// every batch a handful of events, and each batch has a fixed
 			// cost (a transaction, the head row, a commit).
-			if wrote && n < w.cfg.BatchSize && !w.closed {
+			if wrote && n < w.cfg.BatchSize && !w.closed && w.flushing == 0 {
 				w.mu.Unlock()
 				signal(w.wake)
 				break
@@ -245,6 +262,13 @@ func (w *AuditWriter) run() {
 			w.mu.Unlock()
 		}
 	}
+}
+
+// ready reports whether the writer should write without waiting longer.
+func (w *AuditWriter) ready() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.queue) >= w.cfg.BatchSize || w.closed || w.flushing > 0
 }
 
 // write appends batch, retrying until the database takes it: an audit

@@ -477,17 +477,30 @@ type q struct {
 	// pooled is true outside transactions: SQLite statements then run
 	// from the statement cache (DB.stmt).
 	pooled bool
+	// tx is a SQLite transaction: its statements run from the same cache,
+	// bound to the transaction (database/sql reuses the statement already
+	// prepared on the transaction's connection).
+	tx *sqlx.Tx
 }
 
 func (db *DB) q() q { return q{db: db, r: db.x, pooled: db.dialect == SQLite} }
 
 // prepared returns the cached statement for query when q runs on the
-// SQLite pool, and nil otherwise (then the runner prepares it).
+// SQLite pool or in a SQLite transaction, and nil otherwise (then the
+// runner prepares it). Preparing an INSERT compiles its triggers: for the
+// audit batch that was a microsecond an event.
 func (q q) prepared(ctx context.Context, query string) (*sqlx.Stmt, error) {
-	if !q.pooled {
-		return nil, nil
+	switch {
+	case q.tx != nil:
+		st, err := q.db.stmt(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		return q.tx.StmtxContext(ctx, st), nil // closed with the transaction
+	case q.pooled:
+		return q.db.stmt(ctx, query)
 	}
-	return q.db.stmt(ctx, query)
+	return nil, nil
 }
 
 // prepare prepares a constant statement to run many times (a batch);
@@ -570,7 +583,11 @@ func (db *DB) tx(ctx context.Context, fn func(q q) error) (err error) {
 			_ = t.Rollback()
 		}
 	}()
-	if err = fn(q{db: db, r: t}); err != nil {
+	tq := q{db: db, r: t}
+	if db.dialect == SQLite {
+		tq.tx = t
+	}
+	if err = fn(tq); err != nil {
 		return err
 	}
 	return translate(t.Commit())
