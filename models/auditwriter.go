@@ -40,7 +40,7 @@ type AuditWriter struct {
 	queue    []AuditEvent
 	notFull  *sync.Cond // signalled when the writer takes events out
 	closed   bool
-	flushing int // Flush calls waiting: write partial batches at once
+	flushing int           // Flush calls waiting: write partial batches at once
 	recorded uint64        // events accepted so far
 	done     uint64        // events written (or given up at exit) so far
 	progress chan struct{} // closed and replaced whenever done grows

@@ -78,7 +78,7 @@ var sqlWords = strings.Fields(`abort action add all alter analyze and as asc att
 // ourWords are names the project itself uses: its resources and tables,
 // the packages and identifiers generated code refers to.
 var ourWords = strings.Fields(`project projects task tasks user users session sessions api_key api_keys apikey
-	audit audit_event audit_events admin me auth account accounts report reports quota quotas webhook webhooks
+	audit audit_event audit_events audit_batch audit_batches audit_head admin me auth account accounts report reports quota quotas webhook webhooks
 	service services meta health openapi internal change changes page pages cursor cursors
 	context time http echo models middleware handlers app main fmt strings testing errors url json server route
 	routes kit validate decoder problem generated schema_migrations
