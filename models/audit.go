@@ -230,7 +230,7 @@ func NewAuditLog(db *DB) *AuditLog { return &AuditLog{db: db, now: time.Now} }
 // processes) append one batch after another and never fork the chain.
 // On success the events carry their Seq, PrevHash and Hash.
 //
-// One row a batch, not one a event: the authenticated read an event
+// One row a batch, not one an event: the authenticated read an event
 // records costs less than inserting a row into an indexed table (and,
 // on SQLite, that insert runs on the server's own cores), so a row per
 // event cost about 30 % of the read throughput. A batch row is one
