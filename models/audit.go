@@ -551,7 +551,7 @@ func (l *AuditLog) verify(ctx context.Context, q q) (AuditVerification, error) {
 		// 0 or below must be walked too, or it would hide before the chain.
 		after int64 = math.MinInt64
 	)
-	const page = 16 // batches (of up to 256 events) a query
+	const page = 64 // batches (of up to 256 events) a query
 	for {
 		var batches []auditBatch
 		err := q.sel(ctx, &batches, `
