@@ -209,8 +209,13 @@ type anomalyItem struct {
 }
 
 // anomalyBatch is how many queued events are analysed together (one
-// Redis round trip).
-const anomalyBatch = 256
+// Redis round trip), and anomalyGather how long the detector waits for a
+// batch to fill after its first event: under load, analysing each event
+// as it came made a Redis round trip of a few events each.
+const (
+	anomalyBatch  = 256
+	anomalyGather = 20 * time.Millisecond
+)
 
 // NewAnomalyDetector checks cfg and deps, opens the GeoIP database if one
 // is configured, and starts the detector. Close stops it.
@@ -513,31 +518,45 @@ func (d *AnomalyDetector) run() {
 	}()
 	batch := make([]models.AuditEvent, 0, anomalyBatch)
 	var waiting []chan struct{}
+	gather := time.NewTimer(anomalyGather)
+	gather.Stop()
 	for {
 		item, ok := <-d.queue
 		if !ok {
 			return
 		}
 		batch, waiting = batch[:0], waiting[:0]
-		more := true
-		for more {
+		gather.Reset(anomalyGather)
+		closed := false
+		// Take events until the batch is full, a flush waits for it, the
+		// queue closes, or anomalyGather has passed.
+		for {
 			if item.flushed != nil {
 				waiting = append(waiting, item.flushed)
 			} else {
 				batch = append(batch, item.event)
 			}
-			if len(batch) == anomalyBatch {
+			if len(batch) == anomalyBatch || len(waiting) > 0 {
 				break
 			}
+			var timedOut bool
 			select {
-			case item, more = <-d.queue:
-			default:
-				more = false
+			case item, ok = <-d.queue:
+				closed = !ok
+			case <-gather.C:
+				timedOut = true
+			}
+			if closed || timedOut {
+				break
 			}
 		}
+		gather.Stop()
 		d.analyse(batch)
 		for _, ch := range waiting {
 			close(ch)
+		}
+		if closed {
+			return
 		}
 	}
 }
@@ -558,12 +577,28 @@ type anomalyCheck struct {
 	mean  float64 // key spike: the baseline
 }
 
-// analyse runs the rules over one batch of events.
+// analyse runs the rules over one batch of events. A distinct rule's
+// check of a member its subject already has in this batch is dropped: it
+// cannot change the count (the same object read again, the same account
+// tried again), and it would cost a script run in Redis.
 func (d *AnomalyDetector) analyse(batch []models.AuditEvent) {
 	var checks []*anomalyCheck
 	for i := range batch {
 		checks = d.checksFor(&batch[i], checks)
 	}
+	seen := make(map[[3]string]bool, len(checks))
+	kept := checks[:0]
+	for _, c := range checks {
+		if c.rule != RuleKeySpike {
+			k := [3]string{c.rule, c.subject, c.member}
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+		}
+		kept = append(kept, c)
+	}
+	checks = kept
 	if len(checks) > 0 {
 		d.count(checks)
 		for _, c := range checks {

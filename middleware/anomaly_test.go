@@ -34,6 +34,8 @@ import (
 	"github.com/rampart-go/rampart/models"
 	"github.com/rampart-go/rampart/models/dbtest"
 	"github.com/rampart-go/rampart/models/outbound"
+	"github.com/redis/go-redis/v9"
+	"sync/atomic"
 )
 
 // alertSink is the Record of a detector under test: it keeps the alerts.
@@ -1069,4 +1071,63 @@ func TestAnomalyRedisDownFallsBackToMemory(t *testing.T) {
 	if !slices.ContainsFunc(r.log.messages(), func(m string) bool { return strings.Contains(m, "answers again") }) {
 		t.Errorf("the recovery is not logged: %q", r.log.messages())
 	}
+}
+
+// scriptCounter is a go-redis hook that counts pipelines and the scripts
+// they run.
+type scriptCounter struct {
+	pipelines, scripts atomic.Int64
+}
+
+func (h *scriptCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *scriptCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if strings.HasPrefix(cmd.Name(), "eval") {
+			h.scripts.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *scriptCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.pipelines.Add(1)
+		for _, c := range cmds {
+			if strings.HasPrefix(c.Name(), "eval") {
+				h.scripts.Add(1)
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestAnomalyRedisWorkIsBatched: a user re-reading the same object makes
+// one script run in Redis a batch, not one a read, and the events of a
+// burst share a round trip; distinct objects are still each counted.
+func TestAnomalyRedisWorkIsBatched(t *testing.T) {
+	client := redistest.NewClient(t)
+	hook := &scriptCounter{}
+	client.AddHook(hook)
+	cfg := onlyRules(func(c *middleware.AnomalyConfig) { c.ScrapeObjects, c.ScrapeWindow = 50, time.Minute })
+	r := newAnomalyRig(t, cfg, middleware.AnomalyDeps{Redis: client, KeyPrefix: redistest.Prefix(t)})
+	now := time.Now()
+
+	var same []models.AuditEvent
+	for range 300 {
+		same = append(same, readEvent(models.ActorUser, "u-reader", "project", "p-1", now))
+	}
+	r.feed(t, same...)
+	if p, s := hook.pipelines.Load(), hook.scripts.Load(); p > 4 || s > p {
+		t.Errorf("300 reads of one object: %d round trips and %d script runs, want a few of each (one a batch)", p, s)
+	}
+
+	before := hook.scripts.Load()
+	var distinct []models.AuditEvent
+	for i := range 51 {
+		distinct = append(distinct, readEvent(models.ActorUser, "u-reader", "project", fmt.Sprint("q-", i), now))
+	}
+	r.feed(t, distinct...)
+	if s := hook.scripts.Load() - before; s != 51 {
+		t.Errorf("51 distinct objects: %d script runs, want 51", s)
+	}
+	r.expectAlerts(t, middleware.RuleScraping, 1) // p-1 and 50 more: over 50
 }
