@@ -503,13 +503,6 @@ func (q q) prepared(ctx context.Context, query string) (*sqlx.Stmt, error) {
 	return nil, nil
 }
 
-// prepare prepares a constant statement to run many times (a batch);
-// the caller closes it.
-func (q q) prepare(ctx context.Context, query string) (*sqlx.Stmt, error) {
-	st, err := q.r.PreparexContext(ctx, q.db.rebind(query))
-	return st, translate(err)
-}
-
 func (q q) get(ctx context.Context, dest any, query string, args ...any) error {
 	st, err := q.prepared(ctx, query)
 	switch {
