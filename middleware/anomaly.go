@@ -211,7 +211,8 @@ type anomalyItem struct {
 // anomalyBatch is how many queued events are analysed together (one
 // Redis round trip), and anomalyGather how long the detector waits for a
 // batch to fill after its first event: under load, analysing each event
-// as it came made a Redis round trip of a few events each.
+// as it came made a Redis round trip of a few events each, and woke the
+// detector for each.
 const (
 	anomalyBatch  = 256
 	anomalyGather = 20 * time.Millisecond
@@ -526,31 +527,40 @@ func (d *AnomalyDetector) run() {
 			return
 		}
 		batch, waiting = batch[:0], waiting[:0]
-		gather.Reset(anomalyGather)
-		closed := false
-		// Take events until the batch is full, a flush waits for it, the
-		// queue closes, or anomalyGather has passed.
-		for {
+		take := func(item anomalyItem) {
 			if item.flushed != nil {
 				waiting = append(waiting, item.flushed)
 			} else {
 				batch = append(batch, item.event)
 			}
-			if len(batch) == anomalyBatch || len(waiting) > 0 {
-				break
-			}
-			var timedOut bool
-			select {
-			case item, ok = <-d.queue:
-				closed = !ok
-			case <-gather.C:
-				timedOut = true
-			}
-			if closed || timedOut {
-				break
+		}
+		// drain takes what is queued, without waiting, until the batch
+		// is full or a flush waits for it.
+		closed := false
+		drain := func() {
+			for len(batch) < anomalyBatch && len(waiting) == 0 {
+				select {
+				case item, ok := <-d.queue:
+					if !ok {
+						closed = true
+						return
+					}
+					take(item)
+				default:
+					return
+				}
 			}
 		}
-		gather.Stop()
+		take(item)
+		drain()
+		// Then, unless that filled a batch, it sleeps anomalyGather and
+		// takes what came meanwhile (waiting on the queue instead would
+		// wake the detector for each event under load).
+		if len(batch) < anomalyBatch && len(waiting) == 0 && !closed {
+			gather.Reset(anomalyGather)
+			<-gather.C
+			drain()
+		}
 		d.analyse(batch)
 		for _, ch := range waiting {
 			close(ch)
