@@ -407,15 +407,21 @@ func TestMigration0005KeepsTheAuditTrail(t *testing.T) {
 				}
 			}
 
-			// 3. Up to the latest version, through 0005.
-			mg := newMigrator(t, u)
+			// 3. Up to version 5. (Only the migrations up to 0005: later
+			// ones, such as a generated resource's, are not this test's,
+			// and Down must step back over 0005 itself.)
+			mg, err := models.NewMigrator(u, migrationsUpTo(t, d, 5))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = mg.Close() })
 			if err := mg.Up(); err != nil {
 				t.Fatalf("migrate up over a legacy trail: %v", err)
 			}
 			st = status(t, mg)
-			latest := st.Versions[len(st.Versions)-1]
-			if st.Current != latest || st.Dirty || latest < 5 {
-				t.Fatalf("after Up: %+v", st)
+			const latest = 5
+			if st.Current != latest || st.Dirty {
+				t.Fatalf("after Up: %+v, want version %d", st, latest)
 			}
 
 			// 4. Every event is there, in order, unchanged.

@@ -1,5 +1,5 @@
 -- Audit trail storage, one row per batch (PostgreSQL). A row per event,
--- with its indexes, cost more CPU to write than the authenticated read it
+-- with its indexes, cost about as much CPU to write as the authenticated read it
 -- records; the writer appends a batch of up to 256 events at a time, so it
 -- now stores each batch as one row: the events as a JSON array, and the
 -- columns a filter needs to skip whole batches. The chain is unchanged:
