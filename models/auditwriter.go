@@ -77,6 +77,10 @@ func NewAuditWriter(l *AuditLog, cfg AuditWriterConfig) *AuditWriter {
 	w := &AuditWriter{log: l, cfg: cfg, logger: logger, progress: make(chan struct{}),
 		wake: make(chan struct{}, 1), full: make(chan struct{}, 1), stopped: make(chan struct{})}
 	w.notFull = sync.NewCond(&w.mu)
+	// Unprepared statements still work: a failure here only costs speed.
+	if err := l.Prepare(context.Background()); err != nil {
+		logger.Warn("audit trail: statements not prepared", "error", err.Error())
+	}
 	go w.run()
 	return w
 }

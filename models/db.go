@@ -492,11 +492,16 @@ func (db *DB) q() q { return q{db: db, r: db.x, pooled: db.dialect == SQLite} }
 func (q q) prepared(ctx context.Context, query string) (*sqlx.Stmt, error) {
 	switch {
 	case q.tx != nil:
-		st, err := q.db.stmt(ctx, query)
-		if err != nil {
-			return nil, err
+		// Only a statement the pool has already prepared: preparing one
+		// here would take a second connection while the transaction
+		// holds one, and when the pool's other connections belong to
+		// transactions waiting for this one's write lock, that waits
+		// until their busy timeout. (AuditLog.Prepare warms the audit
+		// writer's statements.)
+		if st, ok := q.db.stmts.Load(query); ok {
+			return q.tx.StmtxContext(ctx, st.(*sqlx.Stmt)), nil // closed with the transaction
 		}
-		return q.tx.StmtxContext(ctx, st), nil // closed with the transaction
+		return nil, nil
 	case q.pooled:
 		return q.db.stmt(ctx, query)
 	}
