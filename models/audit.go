@@ -283,12 +283,10 @@ func (l *AuditLog) Prepare(ctx context.Context) error {
 	if l.db.dialect != SQLite {
 		return nil
 	}
-	for _, query := range []string{auditLockHeadSQL, auditInsertBatchSQL, auditMoveHeadSQL} {
-		if _, err := l.db.stmt(ctx, query); err != nil {
-			return translate(err)
-		}
-	}
-	return nil
+	_, err1 := l.db.stmt(ctx, auditLockHeadSQL)
+	_, err2 := l.db.stmt(ctx, auditInsertBatchSQL)
+	_, err3 := l.db.stmt(ctx, auditMoveHeadSQL)
+	return translate(errors.Join(err1, err2, err3))
 }
 
 // auditBatch is one row of audit_batches.
