@@ -11,6 +11,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -170,11 +171,11 @@ func (e *AuditEvent) canonical() []byte { return e.appendCanonical(nil) }
 // json.Marshal gives for the fields as a []string (TestAuditCanonical
 // holds it to that): hashes written before this encoder still verify.
 func (e *AuditEvent) appendCanonical(dst []byte) []byte {
-	var at [len(auditTimeLayout)]byte
-	dst = append(dst, `["v1"`...)
-	for _, f := range [...]string{e.ID, string(e.At.UTC().AppendFormat(at[:0], auditTimeLayout)),
-		e.ActorType, e.ActorID, e.UserID, e.ClientIP, e.UserAgent, e.RequestID, e.Route,
-		e.Action, e.ResourceType, e.ResourceID, e.Outcome, e.Reason, e.PrevHash} {
+	dst = appendJSONString(append(dst, `["v1",`...), e.ID)
+	// The time's digits and punctuation need no escaping.
+	dst = append(e.At.UTC().AppendFormat(append(dst, `,"`...), auditTimeLayout), '"')
+	for _, f := range [...]string{e.ActorType, e.ActorID, e.UserID, e.ClientIP, e.UserAgent,
+		e.RequestID, e.Route, e.Action, e.ResourceType, e.ResourceID, e.Outcome, e.Reason, e.PrevHash} {
 		dst = appendJSONString(append(dst, ','), f)
 	}
 	return append(dst, ']')
@@ -219,6 +220,13 @@ func (e *AuditEvent) chainHash() string {
 type AuditLog struct {
 	db  *DB
 	now func() time.Time
+
+	// The buffer batches are encoded in, kept from one to the next: a
+	// new one for each (a sync.Pool is emptied by the collector more
+	// often than batches come) was a measurable share of the trail's
+	// cost to the collector.
+	scratchMu sync.Mutex
+	scratch   []byte
 }
 
 // NewAuditLog returns the audit trail of db.
@@ -256,7 +264,9 @@ func (l *AuditLog) Append(ctx context.Context, events []AuditEvent) error {
 		if err := q.get(ctx, &head, auditLockHeadSQL, now.UTC()); err != nil {
 			return err
 		}
-		b := encodeAuditBatch(events, head.LastSeq, head.Hash)
+		l.scratchMu.Lock()
+		b := encodeAuditBatch(events, head.LastSeq, head.Hash, &l.scratch)
+		l.scratchMu.Unlock()
 		if _, err := q.exec(ctx, auditInsertBatchSQL,
 			b.FirstSeq, b.LastSeq, b.FirstID, b.MaxAt, b.Outcomes, b.Actions, b.Actors, b.Events); err != nil {
 			return err
@@ -320,9 +330,8 @@ const auditEventFields = 17
 // encodeAuditBatch numbers events from lastSeq+1, chains them to prev,
 // and returns their batch row. Each event is written once, as its
 // canonical form (hashed where it lies) with the hash appended.
-func encodeAuditBatch(events []AuditEvent, lastSeq int64, prev string) auditBatch {
-	buf := make([]byte, 0, len(events)*512)
-	buf = append(buf, '[')
+func encodeAuditBatch(events []AuditEvent, lastSeq int64, prev string, scratch *[]byte) auditBatch {
+	buf := append((*scratch)[:0], '[')
 	var s auditSummary
 	for i := range events {
 		e := &events[i]
@@ -342,8 +351,15 @@ func encodeAuditBatch(events []AuditEvent, lastSeq int64, prev string) auditBatc
 		s.add(e)
 	}
 	buf = append(buf, ']')
+	if cap(buf) <= auditScratchMax {
+		*scratch = buf
+	}
 	return s.batch(events[0], events[len(events)-1].Seq, string(buf))
 }
+
+// auditScratchMax is the largest encoding buffer an AuditLog keeps (a full
+// batch is about 100 KB; a burst of long texts may need more, once).
+const auditScratchMax = 1 << 20
 
 // auditSummary gathers a batch's filter columns from its events.
 type auditSummary struct {

@@ -195,9 +195,9 @@ func (w *AuditWriter) run() {
 	defer close(w.stopped)
 	timer := time.NewTimer(w.cfg.FlushEvery)
 	timer.Stop()
-	// The batch taken from the queue, and the copy Append fills in.
+	// The batch taken from the queue. When the whole queue is taken, the
+	// two arrays swap places instead of the events being copied.
 	batch := make([]AuditEvent, 0, w.cfg.BatchSize)
-	events := make([]AuditEvent, w.cfg.BatchSize)
 	for {
 		<-w.wake
 		w.mu.Lock()
@@ -243,18 +243,32 @@ func (w *AuditWriter) run() {
 				signal(w.wake)
 				break
 			}
-			// The batch is copied out and the rest moved to the front, so
-			// the queue's array is reused rather than reallocated as it
-			// is consumed from the front.
-			batch = append(batch[:0], w.queue[:n]...)
-			rest := copy(w.queue, w.queue[n:])
-			clear(w.queue[rest:])
-			w.queue = w.queue[:rest]
+			// The whole queue is taken by swapping arrays with the spare
+			// batch (an event is a few hundred bytes of pointers: copying
+			// them twice more was a measurable share of the cost). Part
+			// of it is copied out and the rest moved to the front, so the
+			// queue's array is reused rather than reallocated as it is
+			// consumed from the front.
+			if n == len(w.queue) {
+				batch, w.queue = w.queue, batch[:0]
+			} else {
+				batch = append(batch[:0], w.queue[:n]...)
+				rest := copy(w.queue, w.queue[n:])
+				clear(w.queue[rest:])
+				w.queue = w.queue[:rest]
+			}
 			w.notFull.Broadcast()
 			w.mu.Unlock()
 
-			w.write(batch, events[:n])
+			w.write(batch)
 			wrote = true
+			// The written events' strings are garbage now: the spare
+			// array must not keep them alive (or give the collector
+			// their pointers to follow).
+			clear(batch)
+			if cap(batch) > 4*w.cfg.BatchSize {
+				batch = make([]AuditEvent, 0, w.cfg.BatchSize) // a burst's memory back
+			}
 
 			w.mu.Lock()
 			w.done += uint64(n) // #nosec G115 -- n is a batch length: never negative
@@ -276,18 +290,18 @@ func (w *AuditWriter) ready() bool {
 }
 
 // write appends batch, retrying until the database takes it: an audit
-// event is never given up. The batch is copied into events (of the same
-// length) per attempt because Append fills in the chain fields.
-func (w *AuditWriter) write(batch, events []AuditEvent) {
+// event is never given up. Each attempt fills in the chain fields (Seq,
+// PrevHash, Hash) afresh from the head it reads, so a failed attempt
+// leaves nothing behind in batch that the next one would reuse.
+func (w *AuditWriter) write(batch []AuditEvent) {
 	for attempt := 0; ; attempt++ {
-		copy(events, batch)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := w.log.Append(ctx, events)
+		err := w.log.Append(ctx, batch)
 		cancel()
 		if err == nil {
-			w.written.Add(uint64(len(events)))
+			w.written.Add(uint64(len(batch)))
 			if attempt > 0 {
-				w.logger.Info("audit trail written again after database errors", "events", len(events), "attempts", attempt+1)
+				w.logger.Info("audit trail written again after database errors", "events", len(batch), "attempts", attempt+1)
 			}
 			return
 		}
@@ -299,13 +313,13 @@ func (w *AuditWriter) write(batch, events []AuditEvent) {
 			stored, serr := w.log.hasBatch(ctx, batch[0].ID)
 			cancel()
 			if serr == nil && stored {
-				w.written.Add(uint64(len(events)))
+				w.written.Add(uint64(len(batch)))
 				return
 			}
 		}
 		w.failed.Add(1)
 		if attempt == 0 {
-			w.logger.Error("audit trail: writing a batch failed; retrying until it succeeds", "events", len(events), "error", err.Error())
+			w.logger.Error("audit trail: writing a batch failed; retrying until it succeeds", "events", len(batch), "error", err.Error())
 		}
 		time.Sleep(w.cfg.RetryEvery)
 	}
