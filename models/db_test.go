@@ -2,6 +2,7 @@ package models_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -281,6 +282,39 @@ func TestSQLiteConnectionSettings(t *testing.T) {
 			t.Errorf("connection %d: foreign_keys=%d journal_mode=%s busy_timeout=%d synchronous=%d; want 1, wal, 5000, 1 (NORMAL)",
 				i, fk, journal, busy, synchronous)
 		}
+	}
+}
+
+// TestPostgresPoolKeepsItsConnections: under load (every connection of the
+// pool in use at once, again and again) the pool keeps the connections it
+// opened. With fewer idle connections allowed than open ones, each burst
+// closed the surplus and the next opened new ones: a new PostgreSQL backend
+// costs a fork, authentication and preparing each statement again.
+func TestPostgresPoolKeepsItsConnections(t *testing.T) {
+	ctx := context.Background()
+	db, err := models.OpenDB(ctx, dbtest.URL(t, models.Postgres))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	n := db.MaxOpenConnsForTest()
+	for range 3 {
+		conns := make([]*sql.Conn, n)
+		for i := range conns {
+			if conns[i], err = db.SQLDB().Conn(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range conns {
+			if err := c.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	st := db.SQLDB().Stats()
+	if st.MaxIdleClosed != 0 || st.OpenConnections != n {
+		t.Errorf("after three bursts of %d connections: %d closed as surplus idle ones, %d open; want 0 and %d",
+			n, st.MaxIdleClosed, st.OpenConnections, n)
 	}
 }
 
