@@ -238,7 +238,7 @@ func (w *AuditWriter) run() {
 			// closing. Writing it at once would, under steady load, make
 			// every batch a handful of events, and each batch has a fixed
 			// cost (a transaction, the head row, a commit).
-			if wrote && n < w.cfg.BatchSize && !w.closed && w.flushing == 0 {
+			if wrote && !w.readyLocked() {
 				w.mu.Unlock()
 				signal(w.wake)
 				break
@@ -282,10 +282,16 @@ func (w *AuditWriter) run() {
 	}
 }
 
-// ready reports whether the writer should write without waiting longer.
+// ready reports whether the writer should write without waiting longer:
+// a full batch is queued, or a flush or Close wants what is there.
 func (w *AuditWriter) ready() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	return w.readyLocked()
+}
+
+// readyLocked is ready with w.mu held.
+func (w *AuditWriter) readyLocked() bool {
 	return len(w.queue) >= w.cfg.BatchSize || w.closed || w.flushing > 0
 }
 

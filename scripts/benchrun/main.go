@@ -446,36 +446,33 @@ func measureBackend(o options, name string) (*Backend, error) {
 			return nil, err
 		}
 		// Audit on and off back to back, in turns first (the host's
-		// speed drifts), each with the CPU it cost.
-		on := func() (l Load, err error) {
-			cpu := cpuSampler(a.pid(), name)
-			if r == 0 && o.profile != "" {
+		// speed drifts), each with the CPU it cost; the first round's
+		// audit-on run is profiled if asked.
+		measure := func(s *server, profiled bool) (Load, error) {
+			cpu := cpuSampler(s.pid(), name)
+			var done chan error
+			if profiled {
 				b.Profile = filepath.Join(o.profile, name+"-full-chain.pprof")
-				done := profile(a, o.duration-time.Second, b.Profile)
-				l, err = w.run(a.base+read, o.duration)
+				done = profile(s, o.duration-time.Second, b.Profile)
+			}
+			l, err := w.run(s.base+read, o.duration)
+			if done != nil {
 				if perr := <-done; perr != nil {
 					fmt.Printf("   (no profile: %v)\n", perr)
 					b.Profile = ""
 				}
-			} else {
-				l, err = w.run(a.base+read, o.duration)
 			}
 			l.CPUus = cpu(l)
 			return l, err
 		}
-		off := func() (Load, error) {
-			cpu := cpuSampler(noAudit.pid(), name)
-			l, err := w.run(noAudit.base+read, o.duration)
-			l.CPUus = cpu(l)
-			return l, err
-		}
+		profiled := r == 0 && o.profile != ""
 		if r%2 == 0 {
-			if round.Full, err = on(); err == nil {
-				round.FullNoAudit, err = off()
+			if round.Full, err = measure(a, profiled); err == nil {
+				round.FullNoAudit, err = measure(noAudit, false)
 			}
 		} else {
-			if round.FullNoAudit, err = off(); err == nil {
-				round.Full, err = on()
+			if round.FullNoAudit, err = measure(noAudit, false); err == nil {
+				round.Full, err = measure(a, profiled)
 			}
 		}
 		if err != nil {
