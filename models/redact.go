@@ -33,6 +33,9 @@ var (
 // checks for each expression's markers skip it for the common value that
 // holds none of them (a route, a request id, an address).
 func RedactCredentials(s string) string {
+	if !mayHoldCredential(s) {
+		return s
+	}
 	if strings.Contains(s, "rps_") || strings.Contains(s, "rpk_") {
 		s = ourTokenRE.ReplaceAllStringFunc(s, func(m string) string { return m[:4] + RedactedText })
 	}
@@ -67,6 +70,29 @@ func RedactCredentials(s string) string {
 	}
 	return s
 }
+
+// mayHoldCredential reports whether s has a byte that every expression
+// above needs: '_' (our tokens), white space, '%' or '+' (after "Bearer"
+// and "Basic"), ':' (a URL's scheme, a "name:" or a JSON field) or '='.
+// Most values logged or audited -- IDs, request IDs, addresses, a plain
+// user agent -- have none, and skip the expressions' checks in one pass.
+func mayHoldCredential(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if credentialByte[s[i]] {
+			return true
+		}
+	}
+	return false
+}
+
+// credentialByte holds the bytes mayHoldCredential looks for: the
+// expressions' \s is RE2's [\t\n\f\r ]; \v is added to be safe.
+var credentialByte = func() (t [256]bool) {
+	for _, c := range []byte("_%+:= \t\n\v\f\r") {
+		t[c] = true
+	}
+	return t
+}()
 
 // containsFold reports whether s contains the lower-case ASCII word in any
 // case, without allocating.
