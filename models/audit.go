@@ -173,7 +173,7 @@ func (e *AuditEvent) canonical() []byte { return e.appendCanonical(nil) }
 func (e *AuditEvent) appendCanonical(dst []byte) []byte {
 	dst = appendJSONString(append(dst, `["v1",`...), e.ID)
 	// The time's digits and punctuation need no escaping.
-	dst = append(e.At.UTC().AppendFormat(append(dst, `,"`...), auditTimeLayout), '"')
+	dst = append(appendAuditTime(append(dst, `,"`...), e.At), '"')
 	for _, f := range [...]string{e.ActorType, e.ActorID, e.UserID, e.ClientIP, e.UserAgent,
 		e.RequestID, e.Route, e.Action, e.ResourceType, e.ResourceID, e.Outcome, e.Reason, e.PrevHash} {
 		dst = appendJSONString(append(dst, ','), f)
@@ -183,6 +183,38 @@ func (e *AuditEvent) appendCanonical(dst []byte) []byte {
 
 // auditTimeLayout is an event's time in its canonical form.
 const auditTimeLayout = "2006-01-02T15:04:05.000000Z"
+
+// appendAuditTime appends t in UTC as auditTimeLayout formats it. It
+// writes the digits itself, in less than half the time AppendFormat takes to
+// interpret the layout for every event; a year outside 0-9999 (which the
+// layout writes with more digits or a sign) goes through AppendFormat.
+func appendAuditTime(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(dst, auditTimeLayout)
+	}
+	hour, minute, sec := t.Clock()
+	dst = appendDigits(dst, year, 4)
+	dst = appendDigits(append(dst, '-'), int(month), 2)
+	dst = appendDigits(append(dst, '-'), day, 2)
+	dst = appendDigits(append(dst, 'T'), hour, 2)
+	dst = appendDigits(append(dst, ':'), minute, 2)
+	dst = appendDigits(append(dst, ':'), sec, 2)
+	dst = appendDigits(append(dst, '.'), t.Nanosecond()/1000, 6)
+	return append(dst, 'Z')
+}
+
+// appendDigits appends the n lowest decimal digits of v (v >= 0), with
+// leading zeros.
+func appendDigits(dst []byte, v, n int) []byte {
+	dst = append(dst, "000000"[:n]...)
+	for i := len(dst) - 1; n > 0; i, n = i-1, n-1 {
+		dst[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return dst
+}
 
 // appendJSONString appends s as encoding/json writes a string. Most fields
 // (IDs, addresses, routes, action names) are plain printable ASCII, which

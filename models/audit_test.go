@@ -880,6 +880,55 @@ func TestAuditCanonicalIsJSON(t *testing.T) {
 	}
 }
 
+// TestAuditCanonicalEveryByte puts each byte value at each position of a
+// plain string: the encoder copies plain strings itself, and what it
+// writes is still exactly what encoding/json writes.
+func TestAuditCanonicalEveryByte(t *testing.T) {
+	at := time.Date(2026, 11, 29, 14, 35, 43, 123456000, time.UTC)
+	plain := []byte("abcdefghijklmnopq")
+	for c := range 256 {
+		for pos := range plain {
+			v := []byte(string(plain))
+			v[pos] = byte(c)
+			e := models.AuditEvent{At: at, Reason: string(v)}
+			want, err := json.Marshal([]string{"v1", "", "2026-11-29T14:35:43.123456Z", "", "", "", "", "", "", "", "", "", "", "", string(v), ""})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := e.CanonicalForTest(); !bytes.Equal(got, want) {
+				t.Fatalf("byte %#x at %d:\n got %s\nwant %s", c, pos, got, want)
+			}
+		}
+	}
+}
+
+// TestAuditCanonicalTime: the time is written as time.Format writes the
+// canonical layout, for any instant, in any location.
+func TestAuditCanonicalTime(t *testing.T) {
+	east := time.FixedZone("east", 5*3600+1800)
+	for _, at := range []time.Time{
+		time.Date(2026, 11, 29, 14, 35, 43, 123456000, time.UTC),
+		time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		time.Date(1999, 12, 31, 23, 59, 59, 999999000, time.UTC),
+		time.Date(2027, 1, 1, 0, 0, 0, 1000, east), // another day in UTC
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), // more digits
+		time.Date(-1, 6, 1, 0, 0, 0, 0, time.UTC),    // a sign
+		time.Unix(1<<40, 0),
+	} {
+		e := models.AuditEvent{At: at}
+		want, err := json.Marshal([]string{"v1", "", at.UTC().Format("2006-01-02T15:04:05.000000Z"), "", "", "", "", "", "", "", "", "", "", "", "", ""})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.CanonicalForTest(); !bytes.Equal(got, want) {
+			t.Errorf("%v:\n got %s\nwant %s", at, got, want)
+		}
+	}
+}
+
 // TestAuditListBoundsItsWork shows that one page reads at most
 // AuditListBatches batches: a filter that each batch's columns may match,
 // but only the newest event does, gets an empty page with a cursor and
