@@ -1,7 +1,10 @@
 package middleware
 
 import (
+	"maps"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -14,6 +17,8 @@ import (
 // hook; it is cheap (counters only).
 type AuditMetrics struct {
 	events    *prometheus.CounterVec
+	eventsMu  sync.Mutex                                       // held to add to byEvent
+	byEvent   atomic.Pointer[map[[2]string]prometheus.Counter] // events' counters by action and outcome
 	authn     *prometheus.CounterVec
 	authz     *prometheus.CounterVec
 	limited   *prometheus.CounterVec
@@ -56,7 +61,7 @@ func NewAuditMetrics(reg prometheus.Registerer, w *models.AuditWriter) (*AuditMe
 // Observe counts e. Label values come from fixed sets (actions, outcomes,
 // reasons and policy names the server itself writes), never from input.
 func (m *AuditMetrics) Observe(e models.AuditEvent) {
-	m.events.WithLabelValues(e.Action, e.Outcome).Inc()
+	m.eventCounter(e.Action, e.Outcome).Inc()
 	switch e.Action {
 	case models.ActionLoginFail:
 		m.authn.WithLabelValues("login", e.Reason).Inc()
@@ -72,4 +77,40 @@ func (m *AuditMetrics) Observe(e models.AuditEvent) {
 	case models.ActionQuotaExceeded:
 		m.quota.Inc()
 	}
+}
+
+// auditCounterPairs bounds the action and outcome pairs eventCounter keeps.
+const auditCounterPairs = 256
+
+// eventCounter returns the counter of rampart_audit_events_total for
+// action and outcome. Observe runs for every request, and WithLabelValues
+// validates, hashes and looks up its labels under a lock each time; the
+// pairs are few, so their counters are kept in a map read without a lock
+// and copied (under eventsMu) only when a pair is new.
+func (m *AuditMetrics) eventCounter(action, outcome string) prometheus.Counter {
+	key := [2]string{action, outcome}
+	if byEvent := m.byEvent.Load(); byEvent != nil {
+		if c, ok := (*byEvent)[key]; ok {
+			return c
+		}
+	}
+	m.eventsMu.Lock()
+	defer m.eventsMu.Unlock()
+	old := m.byEvent.Load()
+	if old != nil {
+		if c, ok := (*old)[key]; ok {
+			return c
+		}
+		if len(*old) >= auditCounterPairs {
+			return m.events.WithLabelValues(action, outcome)
+		}
+	}
+	c := m.events.WithLabelValues(action, outcome)
+	next := map[[2]string]prometheus.Counter{}
+	if old != nil {
+		next = maps.Clone(*old)
+	}
+	next[key] = c
+	m.byEvent.Store(&next)
+	return c
 }

@@ -2,6 +2,7 @@ package middleware_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,4 +65,48 @@ func TestAuditMetrics(t *testing.T) {
 	if err := w.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestAuditMetricsManyPairs: past the pairs it keeps, events are still
+// counted (through the vector, uncached).
+func TestAuditMetricsManyPairs(t *testing.T) {
+	db := dbtest.Open(t, models.SQLite)
+	w := models.NewAuditWriter(models.NewAuditLog(db), models.AuditWriterConfig{})
+	t.Cleanup(func() { _ = w.Close(context.Background()) })
+	reg := prometheus.NewRegistry()
+	m, err := middleware.NewAuditMetrics(reg, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pairs = 300
+	for range 2 {
+		for i := range pairs {
+			m.Observe(models.AuditEvent{Action: fmt.Sprintf("action_%d", i), Outcome: models.OutcomeAllow})
+		}
+	}
+	for _, i := range []int{0, 255, 256, pairs - 1} {
+		if got := counter(t, reg, "rampart_audit_events_total", "action", fmt.Sprintf("action_%d", i), "outcome", models.OutcomeAllow); got != 2 {
+			t.Errorf("action_%d counted %v times, want 2", i, got)
+		}
+	}
+}
+
+// BenchmarkAuditMetricsObserve: what counting one request's event costs
+// (rampart_audit_events_total and, for a denial, its reason), from all
+// cores at once as under load.
+func BenchmarkAuditMetricsObserve(b *testing.B) {
+	db := dbtest.Open(b, models.SQLite)
+	w := models.NewAuditWriter(models.NewAuditLog(db), models.AuditWriterConfig{})
+	b.Cleanup(func() { _ = w.Close(context.Background()) })
+	m, err := middleware.NewAuditMetrics(prometheus.NewRegistry(), w)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := models.AuditEvent{Action: models.ActionAuthzAllow, Outcome: models.OutcomeAllow}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m.Observe(e)
+		}
+	})
 }
