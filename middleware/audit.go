@@ -184,13 +184,18 @@ var resourceNames = map[string]string{
 // parameter and the collection before it, e.g. /v1/projects/:id/tasks/:task
 // → ("task", its id). A list names its collection's type and no id.
 func resourceOf(c echo.Context) (string, string) {
-	segs := strings.Split(strings.Trim(c.Path(), "/"), "/")
 	typ, id := "", ""
-	for i, s := range segs {
-		if name, ok := resourceNames[s]; ok {
+	// The segments one by one (strings.Split would allocate a slice
+	// for every request).
+	rest := strings.Trim(c.Path(), "/")
+	for rest != "" {
+		var seg string
+		seg, rest, _ = strings.Cut(rest, "/")
+		if name, ok := resourceNames[seg]; ok {
 			typ, id = name, ""
-			if i+1 < len(segs) && strings.HasPrefix(segs[i+1], ":") {
-				id = c.Param(strings.TrimPrefix(segs[i+1], ":"))
+			next, _, _ := strings.Cut(rest, "/")
+			if param, ok := strings.CutPrefix(next, ":"); ok {
+				id = c.Param(param)
 			}
 		}
 	}
