@@ -63,7 +63,7 @@ func main() {
 	flag.IntVar(&o.small, "small", 1000, "rows owned by other users, first")
 	flag.IntVar(&o.large, "large", 100000, "rows owned by other users, then")
 	flag.IntVar(&o.startups, "startups", 5, "start-ups measured (median reported)")
-	flag.StringVar(&o.profile, "profile", "", "folder for a CPU profile of the full chain per backend (pprof on the metrics listener)")
+	flag.StringVar(&o.profile, "profile", "", "folder for CPU profiles of the full chain, audit on and off, per backend (pprof on the metrics listener)")
 	flag.StringVar(&o.out, "out", "bench-results.json", "JSON summary file")
 	flag.StringVar(&o.work, "work", "", "scratch folder (removed by scripts/bench)")
 	flag.Parse()
@@ -94,20 +94,21 @@ type Load struct {
 }
 
 type Backend struct {
-	Name        string          `json:"backend"`
-	Bare        Load            `json:"bare"`
-	Full        Load            `json:"full_chain"`
-	FullNoAudit Load            `json:"full_chain_audit_off"`
-	TaxRatio    float64         `json:"security_tax_ratio"`     // median of the rounds' full/bare throughput
-	P99Ratio    float64         `json:"security_tax_p99_ratio"` // median of the rounds' full/bare p99
-	AuditCost   float64         `json:"audit_cost"`             // 1 - median(on/off throughput)
-	AuditCPU    float64         `json:"audit_cost_cpu"`         // median of 1 - off/on CPU a request
-	Scaling     map[string]Load `json:"scaling"`                // read_small, read_large, list_small, list_large
-	ReadGrowth  float64         `json:"read_p50_growth"`        // large/small - 1
-	ListGrowth  float64         `json:"list_p50_growth"`
-	Flood       json.RawMessage `json:"login_flood,omitempty"`
-	Profile     string          `json:"cpu_profile,omitempty"`
-	Rounds      []Round         `json:"rounds"`
+	Name            string          `json:"backend"`
+	Bare            Load            `json:"bare"`
+	Full            Load            `json:"full_chain"`
+	FullNoAudit     Load            `json:"full_chain_audit_off"`
+	TaxRatio        float64         `json:"security_tax_ratio"`     // median of the rounds' full/bare throughput
+	P99Ratio        float64         `json:"security_tax_p99_ratio"` // median of the rounds' full/bare p99
+	AuditCost       float64         `json:"audit_cost"`             // 1 - median(on/off throughput)
+	AuditCPU        float64         `json:"audit_cost_cpu"`         // median of 1 - off/on CPU a request
+	Scaling         map[string]Load `json:"scaling"`                // read_small, read_large, list_small, list_large
+	ReadGrowth      float64         `json:"read_p50_growth"`        // large/small - 1
+	ListGrowth      float64         `json:"list_p50_growth"`
+	Flood           json.RawMessage `json:"login_flood,omitempty"`
+	Profile         string          `json:"cpu_profile,omitempty"`
+	ProfileAuditOff string          `json:"cpu_profile_audit_off,omitempty"`
+	Rounds          []Round         `json:"rounds"`
 }
 
 type Round struct {
@@ -446,33 +447,38 @@ func measureBackend(o options, name string) (*Backend, error) {
 			return nil, err
 		}
 		// Audit on and off back to back, in turns first (the host's
-		// speed drifts), each with the CPU it cost; the first round's
-		// audit-on run is profiled if asked.
-		measure := func(s *server, profiled bool) (Load, error) {
+		// speed drifts), each with the CPU it cost; in the first round
+		// both are profiled if asked (go tool pprof -diff_base shows
+		// where the trail's cost goes).
+		measure := func(s *server, profile *string) (Load, error) {
 			cpu := cpuSampler(s.pid(), name)
 			var done chan error
-			if profiled {
-				b.Profile = filepath.Join(o.profile, name+"-full-chain.pprof")
-				done = profile(s, o.duration-time.Second, b.Profile)
+			if profile != nil {
+				done = takeProfile(s, o.duration-time.Second, *profile)
 			}
 			l, err := w.run(s.base+read, o.duration)
 			if done != nil {
 				if perr := <-done; perr != nil {
 					fmt.Printf("   (no profile: %v)\n", perr)
-					b.Profile = ""
+					*profile = ""
 				}
 			}
 			l.CPUus = cpu(l)
 			return l, err
 		}
-		profiled := r == 0 && o.profile != ""
+		var onProfile, offProfile *string
+		if r == 0 && o.profile != "" {
+			b.Profile = filepath.Join(o.profile, name+"-full-chain.pprof")
+			b.ProfileAuditOff = filepath.Join(o.profile, name+"-audit-off.pprof")
+			onProfile, offProfile = &b.Profile, &b.ProfileAuditOff
+		}
 		if r%2 == 0 {
-			if round.Full, err = measure(a, profiled); err == nil {
-				round.FullNoAudit, err = measure(noAudit, false)
+			if round.Full, err = measure(a, onProfile); err == nil {
+				round.FullNoAudit, err = measure(noAudit, offProfile)
 			}
 		} else {
-			if round.FullNoAudit, err = measure(noAudit, false); err == nil {
-				round.Full, err = measure(a, profiled)
+			if round.FullNoAudit, err = measure(noAudit, offProfile); err == nil {
+				round.Full, err = measure(a, onProfile)
 			}
 		}
 		if err != nil {
@@ -607,9 +613,9 @@ func (d *dataset) close() {
 	}
 }
 
-// profile takes a CPU profile of the server for d, from the pprof
+// takeProfile takes a CPU profile of the server for d, from the pprof
 // endpoint of its metrics listener (benchmark builds only).
-func profile(s *server, d time.Duration, file string) chan error {
+func takeProfile(s *server, d time.Duration, file string) chan error {
 	done := make(chan error, 1)
 	go func() {
 		resp, err := s.client.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", s.metrics, int(d.Seconds())))
