@@ -492,11 +492,16 @@ type AuditFilter struct {
 	Since   time.Time
 }
 
-// auditListBatches bounds the batches one List call reads (and decodes):
-// 64 batches of at most 256 events. A filter that matches few events in a
-// long trail gets a short page, or an empty one, with a cursor to go on
-// from, rather than one request reading the whole trail.
-const auditListBatches = 64
+// auditListBatches and auditListEvents bound what one List call reads
+// (and decodes): at most 64 batches, and no further batch once 16,384
+// events are read (16 full batches of the writer's 1,024). A filter that
+// matches few events in a long trail gets a short page, or an empty one,
+// with a cursor to go on from, rather than one request reading the whole
+// trail.
+const (
+	auditListBatches = 64
+	auditListEvents  = 16 * 1024
+)
 
 // matches reports whether e passes f (f.Since is already in UTC).
 func (f AuditFilter) matches(e *AuditEvent) bool {
@@ -519,7 +524,7 @@ func likeToken(v string) string {
 // List returns one page of events matching f, oldest first. It reads
 // the batches whose columns say they may hold a match, checks every event
 // in them, and stops when the page is full or after auditListBatches
-// batches; then Next continues after the last event it checked, so a
+// batches or auditListEvents events; then Next continues after the last event it checked, so a
 // page can be short (even empty) and still have a next one. Only Next
 // == 0 means the end.
 func (l *AuditLog) List(ctx context.Context, f AuditFilter, p PageRequest) (Page[AuditEvent], error) {
@@ -530,7 +535,7 @@ func (l *AuditLog) List(ctx context.Context, f AuditFilter, p PageRequest) (Page
 	}
 	items := []AuditEvent{}
 	after := p.After
-	for read := 0; read < auditListBatches; {
+	for read, decoded := 0, 0; read < auditListBatches && decoded < auditListEvents; {
 		var batches []auditBatch
 		err := l.db.q().sel(ctx, &batches, `
 			SELECT first_seq, last_seq, first_id, max_at, outcomes, actions, actors, events
@@ -563,6 +568,9 @@ func (l *AuditLog) List(ctx context.Context, f AuditFilter, p PageRequest) (Page
 			}
 			after = b.LastSeq
 			read++
+			if decoded += len(events); decoded >= auditListEvents {
+				break
+			}
 		}
 		if len(batches) == 0 {
 			return Page[AuditEvent]{Items: items}, nil
@@ -619,7 +627,7 @@ func (l *AuditLog) verify(ctx context.Context, q q) (AuditVerification, error) {
 		// 0 or below must be walked too, or it would hide before the chain.
 		after int64 = math.MinInt64
 	)
-	const page = 64 // batches (of up to 256 events) a query
+	const page = 16 // batches (of up to the writer's 1,024 events) a query
 	for {
 		var batches []auditBatch
 		err := q.sel(ctx, &batches, `

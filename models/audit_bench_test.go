@@ -10,14 +10,14 @@ import (
 	"github.com/rampart-go/rampart/models/dbtest"
 )
 
-// BenchmarkAuditAppend measures writing the audit trail: one batch of 256
+// BenchmarkAuditAppend measures writing the audit trail: one batch of 1,024
 // typical request events (an authz_allow of an authenticated read) per
 // iteration, chained and inserted in one transaction, on each dialect.
 // ns/event is what one recorded request costs the database side.
 //
 //	go test -run '^$' -bench AuditAppend ./models/
 func BenchmarkAuditAppend(b *testing.B) {
-	const batch = 256
+	const batch = 1024 // the writer's default
 	for _, d := range dbtest.Dialects {
 		b.Run(string(d), func(b *testing.B) {
 			db := dbtest.Open(b, d)

@@ -929,6 +929,43 @@ func TestAuditCanonicalTime(t *testing.T) {
 	}
 }
 
+// TestAuditListBoundsEventsRead: with full batches, one page decodes about
+// AuditListEvents events, not AuditListBatches batches of them.
+func TestAuditListBoundsEventsRead(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		ctx := context.Background()
+		l := models.NewAuditLog(db)
+		// Each batch holds user-0 and authz_allow, never together, so
+		// its columns may match the filter and it is read.
+		const size = models.AuditListEvents / 4
+		events := make([]models.AuditEvent, size)
+		for i := range events {
+			events[i] = auditEvent(i)
+			if i%3 == 1 {
+				events[i].Action, events[i].Outcome = models.ActionAuthzAllow, models.OutcomeAllow
+			}
+		}
+		for range 5 {
+			appendAudit(t, l, events...)
+		}
+		last := auditEvent(0)
+		last.Action, last.Outcome = models.ActionAuthzAllow, models.OutcomeAllow
+		want := appendAudit(t, l, last)[0]
+		filter := models.AuditFilter{Actor: "user-0", Action: models.ActionAuthzAllow}
+		page, err := l.List(ctx, filter, models.PageRequest{Limit: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Items) != 0 || page.Next != 4*size {
+			t.Fatalf("first page: %d events, next %d; want none, next %d (four batches read)", len(page.Items), page.Next, 4*size)
+		}
+		page, err = l.List(ctx, filter, models.PageRequest{Limit: 5, After: page.Next})
+		if err != nil || len(page.Items) != 1 || page.Items[0].ID != want.ID || page.Next != 0 {
+			t.Fatalf("second page: %d events, next %d, %v; want the match and the end", len(page.Items), page.Next, err)
+		}
+	})
+}
+
 // TestAuditListBoundsItsWork shows that one page reads at most
 // AuditListBatches batches: a filter that each batch's columns may match,
 // but only the newest event does, gets an empty page with a cursor and

@@ -12,7 +12,7 @@ import (
 // AuditWriterConfig tunes an AuditWriter; zero fields take the defaults.
 type AuditWriterConfig struct {
 	QueueSize  int           // events waiting at most (default 4096); Record blocks beyond
-	BatchSize  int           // events per transaction at most (default 256)
+	BatchSize  int           // events per transaction at most (default 1024)
 	FlushEvery time.Duration // longest an event waits for its batch (default 50 ms)
 	RetryEvery time.Duration // wait between attempts when the database fails (default 1 s)
 	Logger     *slog.Logger
@@ -62,7 +62,12 @@ func NewAuditWriter(l *AuditLog, cfg AuditWriterConfig) *AuditWriter {
 		cfg.QueueSize = 4096
 	}
 	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 256
+		// A batch has a fixed cost (a transaction, the head row, a
+		// commit); 1,024 events a batch rather than 256 took about 1 µs
+		// of CPU off each event on SQLite and 2 µs on PostgreSQL
+		// (BenchmarkAuditAppend), with no longer a wait: under load a
+		// batch fills within FlushEvery either way.
+		cfg.BatchSize = 1024
 	}
 	if cfg.FlushEvery <= 0 {
 		cfg.FlushEvery = 50 * time.Millisecond

@@ -98,6 +98,10 @@ func (e *AuditEvent) CanonicalForTest() []byte { return e.canonical() }
 // AuditListBatches is how many batches one List call reads at most.
 const AuditListBatches = auditListBatches
 
+// AuditListEvents is how many events one List call decodes at most (give
+// or take its last batch).
+const AuditListEvents = auditListEvents
+
 // CheckRefForTest runs checkRef against projects, in a transaction.
 func (db *DB) CheckRefForTest(ctx context.Context, id, owner string) error {
 	return db.tx(ctx, func(q q) error {
