@@ -92,8 +92,8 @@ func TestAuditMetricsManyPairs(t *testing.T) {
 }
 
 // BenchmarkAuditMetricsObserve: what counting one request's event costs
-// (rampart_audit_events_total and, for a denial, its reason), from all
-// cores at once as under load.
+// (an allowed read: rampart_audit_events_total only), from all cores at
+// once as under load.
 func BenchmarkAuditMetricsObserve(b *testing.B) {
 	db := dbtest.Open(b, models.SQLite)
 	w := models.NewAuditWriter(models.NewAuditLog(db), models.AuditWriterConfig{})

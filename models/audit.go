@@ -524,9 +524,9 @@ func likeToken(v string) string {
 // List returns one page of events matching f, oldest first. It reads
 // the batches whose columns say they may hold a match, checks every event
 // in them, and stops when the page is full or after auditListBatches
-// batches or auditListEvents events; then Next continues after the last event it checked, so a
-// page can be short (even empty) and still have a next one. Only Next
-// == 0 means the end.
+// batches or auditListEvents events; then Next continues after the last
+// event it checked, so a page can be short (even empty) and still have a
+// next one. Only Next == 0 means the end.
 func (l *AuditLog) List(ctx context.Context, f AuditFilter, p PageRequest) (Page[AuditEvent], error) {
 	f.Since = f.Since.UTC()
 	mask := 7

@@ -71,9 +71,10 @@ func RedactCredentials(s string) string {
 	return s
 }
 
-// mayHoldCredential reports whether s has a byte that every expression
-// above needs: '_' (our tokens), white space, '%' or '+' (after "Bearer"
-// and "Basic"), ':' (a URL's scheme, a "name:" or a JSON field) or '='.
+// mayHoldCredential reports whether s has a byte that one of the
+// expressions above needs: '_' (our tokens), white space, '%' or '+'
+// (after "Bearer"; "Basic" needs white space), ':' (a URL's scheme, a
+// "name:" or a JSON field) or '='.
 // Most values logged or audited -- IDs, request IDs, addresses, a plain
 // user agent -- have none, and skip the expressions' checks in one pass.
 func mayHoldCredential(s string) bool {
