@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -136,10 +137,11 @@ func postgresCPU(d models.Dialect) time.Duration {
 		if err != nil {
 			continue
 		}
-		// Fields count from after the name in parentheses: utime, stime,
-		// cutime and cstime are the 12th to 15th of those.
-		_, after, _ := strings.Cut(string(stat), ") ")
-		if f := strings.Fields(after); len(f) >= 15 {
+		// Fields count from after the name in parentheses (the last ')':
+		// a name may hold one): utime, stime, cutime and cstime are the
+		// 12th to 15th of those.
+		after := stat[bytes.LastIndexByte(stat, ')')+1:]
+		if f := strings.Fields(string(after)); len(f) >= 15 {
 			for _, v := range f[11:15] {
 				n, _ := strconv.ParseInt(v, 10, 64)
 				ticks += n

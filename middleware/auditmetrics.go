@@ -50,6 +50,7 @@ func NewAuditMetrics(reg prometheus.Registerer, w *models.AuditWriter) (*AuditMe
 			Help: "Failed attempts to write a batch of audit events (each is retried until written)."},
 			func() float64 { return float64(w.WriteFailures()) }),
 	}
+	m.byEvent.Store(&map[[2]string]prometheus.Counter{})
 	for _, c := range []prometheus.Collector{m.events, m.authn, m.authz, m.limited, m.quota, m.queue, m.written, m.writeErrs} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -89,28 +90,20 @@ const auditCounterPairs = 256
 // and copied (under eventsMu) only when a pair is new.
 func (m *AuditMetrics) eventCounter(action, outcome string) prometheus.Counter {
 	key := [2]string{action, outcome}
-	if byEvent := m.byEvent.Load(); byEvent != nil {
-		if c, ok := (*byEvent)[key]; ok {
-			return c
-		}
+	if c, ok := (*m.byEvent.Load())[key]; ok {
+		return c
 	}
 	m.eventsMu.Lock()
 	defer m.eventsMu.Unlock()
-	old := m.byEvent.Load()
-	if old != nil {
-		if c, ok := (*old)[key]; ok {
-			return c
-		}
-		if len(*old) >= auditCounterPairs {
-			return m.events.WithLabelValues(action, outcome)
-		}
+	old := *m.byEvent.Load()
+	if c, ok := old[key]; ok {
+		return c
 	}
 	c := m.events.WithLabelValues(action, outcome)
-	next := map[[2]string]prometheus.Counter{}
-	if old != nil {
-		next = maps.Clone(*old)
+	if len(old) < auditCounterPairs {
+		next := maps.Clone(old)
+		next[key] = c
+		m.byEvent.Store(&next)
 	}
-	next[key] = c
-	m.byEvent.Store(&next)
 	return c
 }

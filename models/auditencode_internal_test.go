@@ -12,7 +12,7 @@ import (
 //
 //	go test -run '^$' -bench AuditEncode ./models/
 func BenchmarkAuditEncode(b *testing.B) {
-	const batch = 256
+	const batch = 1024 // the writer's default
 	events := make([]AuditEvent, batch)
 	var scratch []byte
 	now := time.Now()
