@@ -84,8 +84,8 @@ func TestAuditVerifyCommand(t *testing.T) {
 				}
 			})
 
-			// The trail is one batch (migration 0005): the attacker edits
-			// its JSON with the database's own functions.
+			// The trail is one batch (migrations 0005 and 0006): the
+			// attacker edits its JSON with the database's own functions.
 			sql := func(sqlite, postgres string) string {
 				if d == models.Postgres {
 					return postgres
@@ -96,8 +96,9 @@ func TestAuditVerifyCommand(t *testing.T) {
 			t.Run("edited event", func(t *testing.T) {
 				v := dialectVars(t, d)
 				events := auditTrail(t, v, 4)
-				tamper(t, v, sql(`UPDATE audit_batches SET events = json_set(events, '$[1][13]', 'allow')`,
-					`UPDATE audit_batches SET events = jsonb_set(events::jsonb, '{1,13}', '"allow"')::text`))
+				// The second event's resource_id (field 11: migration 0006).
+				tamper(t, v, sql(`UPDATE audit_batches SET events = json_set(events, '$[1][11]', 'p-0')`,
+					`UPDATE audit_batches SET events = jsonb_set(events::jsonb, '{1,11}', '"p-0"')::text`))
 				wantFailure(t, runCLI(t, v, "", "audit", "verify"), exitFail,
 					[]string{"audit: chain broken at row 2 (id " + events[1].ID + "): ", "edited"})
 			})

@@ -156,6 +156,41 @@ func rewriteAudit(tb testing.TB, db *models.DB, change func(b []models.AuditBatc
 	}
 }
 
+// editStored plays the same attacker editing the batch that starts at
+// firstSeq as the writer stored it (migration 0006's short form): change
+// gets its events (JSON numbers as float64), its strings and its
+// prev_hash, and what it returns is written back.
+func editStored(tb testing.TB, db *models.DB, firstSeq int64,
+	change func(events [][]any, strs []string, prev *string) ([][]any, []string)) {
+	tb.Helper()
+	rows, err := db.QueryRowsForTest(context.Background(),
+		`SELECT events, strings, prev_hash FROM audit_batches WHERE first_seq = ?`, firstSeq)
+	if err != nil || len(rows) != 1 {
+		tb.Fatalf("batch %d: %d rows, %v", firstSeq, len(rows), err)
+	}
+	text := func(v any) string {
+		if b, ok := v.([]byte); ok {
+			return string(b)
+		}
+		return v.(string)
+	}
+	var events [][]any
+	var strs []string
+	prev := text(rows[0][2])
+	if err := errors.Join(json.Unmarshal([]byte(text(rows[0][0])), &events),
+		json.Unmarshal([]byte(text(rows[0][1])), &strs)); err != nil {
+		tb.Fatalf("batch %d is not in the short form: %v", firstSeq, err)
+	}
+	events, strs = change(events, strs, &prev)
+	eventsJSON, err1 := json.Marshal(events)
+	strsJSON, err2 := json.Marshal(strs)
+	if err := errors.Join(err1, err2); err != nil {
+		tb.Fatal(err)
+	}
+	execAudit(tb, db, `UPDATE audit_batches SET events = ?, strings = ?, prev_hash = ? WHERE first_seq = ?`,
+		string(eventsJSON), string(strsJSON), prev, firstSeq)
+}
+
 // batchOf returns a batch holding events, numbered from first.
 func batchOf(first int64, events ...models.AuditEvent) models.AuditBatchForTest {
 	return models.AuditBatchForTest{FirstSeq: first, LastSeq: first + int64(len(events)) - 1, Events: events}
@@ -626,6 +661,123 @@ func TestAuditVerifyNamesTheFirstBrokenRow(t *testing.T) {
 			seq: 3, index: 3, reason: "it holds 2 events for seqs 3 to 5",
 		},
 	}
+	// The writer stores a batch in the short form of migration 0006 (each
+	// repeated string once, in the batch's strings, and no prev_hash but
+	// the batch's): an attacker can edit what it shares, or move events
+	// that no longer carry their predecessor's hash.
+	const moved = "the event was edited, or an event before it was deleted, inserted or moved"
+	tests = append(tests, []struct {
+		name   string
+		tamper tamper
+		seq    int64
+		index  int
+		reason string
+	}{
+		{
+			name: "short form: a shared string edited (every denial of the batch turned into an allow)",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				editStored(t, db, 3, func(events [][]any, strs []string, prev *string) ([][]any, []string) {
+					strs[int(events[0][12].(float64))] = models.OutcomeAllow
+					return events, strs
+				})
+			},
+			seq: 3, index: 2, reason: moved,
+		},
+		{
+			name: "short form: an event's index pointed at another string",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				editStored(t, db, 3, func(events [][]any, strs []string, prev *string) ([][]any, []string) {
+					events[1][3] = events[0][3] // the actor of the event before
+					return events, strs
+				})
+			},
+			seq: 4, index: 3, reason: moved,
+		},
+		{
+			name: "short form: two events swapped",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				editStored(t, db, 3, func(events [][]any, strs []string, prev *string) ([][]any, []string) {
+					events[0], events[1] = events[1], events[0]
+					return events, strs
+				})
+			},
+			seq: 3, index: 3, reason: moved,
+		},
+		{
+			name: "short form: an event deleted, the batch's last seq lowered",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				editStored(t, db, 3, func(events [][]any, strs []string, prev *string) ([][]any, []string) {
+					return append(events[:1], events[2]), strs
+				})
+				execAudit(t, db, `UPDATE audit_batches SET last_seq = 4 WHERE first_seq = 3`)
+			},
+			seq: 4, index: 4, reason: moved,
+		},
+		{
+			name: "short form: the batch's prev_hash edited",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				editStored(t, db, 3, func(events [][]any, strs []string, prev *string) ([][]any, []string) {
+					*prev = rows[0].Hash
+					return events, strs
+				})
+			},
+			seq: 3, index: 2, reason: "previous-hash does not match",
+		},
+		{
+			name: "short form: an index out of range",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				editStored(t, db, 3, func(events [][]any, strs []string, prev *string) ([][]any, []string) {
+					events[2][9] = float64(len(strs))
+					return events, strs
+				})
+			},
+			seq: 3, index: 2, reason: "its event 2 has a bad field 9",
+		},
+		{
+			name: "short form: an index written as a string",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				editStored(t, db, 3, func(events [][]any, strs []string, prev *string) ([][]any, []string) {
+					events[0][2] = "0"
+					return events, strs
+				})
+			},
+			seq: 3, index: 2, reason: "its event 0 has a bad field 2",
+		},
+		{
+			name: "short form: a text field written as a number or null",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				editStored(t, db, 3, func(events [][]any, strs []string, prev *string) ([][]any, []string) {
+					events[1][7], events[2][11] = float64(7), nil
+					return events, strs
+				})
+			},
+			seq: 3, index: 2, reason: "its event 1 has a bad field 7",
+		},
+		{
+			name: "short form: an event with a field too few",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				editStored(t, db, 3, func(events [][]any, strs []string, prev *string) ([][]any, []string) {
+					events[1] = events[1][:14]
+					return events, strs
+				})
+			},
+			seq: 3, index: 2, reason: "its event 1 has 14 fields, not 15",
+		},
+		{
+			name: "short form: strings and prev_hash removed, to be read as the old form",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				execAudit(t, db, `UPDATE audit_batches SET strings = NULL, prev_hash = NULL WHERE first_seq = 3`)
+			},
+			seq: 3, index: 2, reason: "not a JSON array of arrays of strings",
+		},
+		{
+			name: "short form: prev_hash removed only",
+			tamper: func(t *testing.T, db *models.DB, rows []models.AuditEvent) {
+				execAudit(t, db, `UPDATE audit_batches SET prev_hash = NULL WHERE first_seq = 3`)
+			},
+			seq: 3, index: 2, reason: "strings without a prev_hash",
+		},
+	}...)
 	for _, d := range dbtest.Dialects {
 		t.Run(string(d), func(t *testing.T) {
 			for _, tt := range tests {

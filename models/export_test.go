@@ -119,7 +119,7 @@ type AuditBatchForTest struct {
 func (db *DB) AuditBatchesForTest(ctx context.Context) ([]AuditBatchForTest, error) {
 	var rows []auditBatch
 	if err := db.q().sel(ctx, &rows, `
-		SELECT first_seq, last_seq, first_id, max_at, outcomes, actions, actors, events
+		SELECT first_seq, last_seq, first_id, max_at, outcomes, actions, actors, events, strings, prev_hash
 		FROM audit_batches ORDER BY first_seq`); err != nil {
 		return nil, err
 	}
@@ -138,7 +138,8 @@ func (db *DB) AuditBatchesForTest(ctx context.Context) ([]AuditBatchForTest, err
 // attacker with the owner's rights (the triggers dropped) would: each
 // event is stored exactly as given (PrevHash and Hash are not
 // recomputed), the filter columns are computed from the events, and
-// FirstSeq and LastSeq are taken as given.
+// FirstSeq and LastSeq are taken as given. The batches are written in
+// migration 0005's form, which stores every event's PrevHash.
 func (db *DB) WriteAuditBatchesForTest(ctx context.Context, batches []AuditBatchForTest) error {
 	if _, err := db.q().exec(ctx, `DELETE FROM audit_batches`); err != nil {
 		return err

@@ -341,11 +341,45 @@ func checkBatchJSON(tb testing.TB, db *models.DB, trail []models.AuditEvent) {
 	}
 }
 
+// checkView checks that the audit_events view reads every event of trail
+// as it was written, every field and its seq included, whichever form its
+// batch is stored in.
+func checkView(tb testing.TB, db *models.DB, d models.Dialect, trail []models.AuditEvent) {
+	tb.Helper()
+	at := "at"
+	if d == models.Postgres {
+		at = `to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
+	}
+	rows, err := db.QueryRowsForTest(context.Background(), `SELECT CAST(seq AS TEXT), CAST(id AS TEXT), `+at+`,
+		actor_type, actor_id, user_id, client_ip, user_agent, request_id, route, action, resource_type,
+		resource_id, outcome, reason, prev_hash, hash FROM audit_events ORDER BY audit_events.seq`)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if len(rows) != len(trail) {
+		tb.Fatalf("the audit_events view has %d rows, want %d", len(rows), len(trail))
+	}
+	for i, e := range trail {
+		want := []string{strconv.FormatInt(e.Seq, 10), e.ID, e.At.UTC().Format("2006-01-02T15:04:05.000000Z"),
+			e.ActorType, e.ActorID, e.UserID, e.ClientIP, e.UserAgent, e.RequestID, e.Route, e.Action,
+			e.ResourceType, e.ResourceID, e.Outcome, e.Reason, e.PrevHash, e.Hash}
+		got := make([]string, len(rows[i]))
+		for k, v := range rows[i] {
+			got[k] = column(tb, v)
+		}
+		if !slices.Equal(got, want) {
+			tb.Fatalf("the audit_events view reads event %d as\n%q\nwant\n%q", i+1, got, want)
+		}
+	}
+}
+
 // TestMigration0005KeepsTheAuditTrail writes a trail into 0003's table as
-// the old writer did, migrates up through 0005 (a row per batch), and
-// checks that every event survives, readable, filterable and verifiable,
-// that the writer continues the chain, and that rolling 0005 back gives
-// the old table with every event, its seq and its hash again.
+// the old writer did, migrates up through 0005 (a row per batch) and 0006
+// (the shorter form the writer appends in), and checks that every event
+// survives, readable, filterable and verifiable, that the writer continues
+// the chain, that rolling 0006 back rewrites its batches in 0005's form,
+// and that rolling 0005 back gives the old table with every event, its seq
+// and its hash again.
 func TestMigration0005KeepsTheAuditTrail(t *testing.T) {
 	const (
 		n     = 600 // three batches: 256 + 256 + 88
@@ -407,10 +441,11 @@ func TestMigration0005KeepsTheAuditTrail(t *testing.T) {
 				}
 			}
 
-			// 3. Up to version 5. (Only the migrations up to 0005: later
-			// ones, such as a generated resource's, are not this test's,
-			// and Down must step back over 0005 itself.)
-			mg, err := models.NewMigrator(u, migrationsUpTo(t, d, 5))
+			// 3. Up to version 6, the form the writer appends in. (Only
+			// the migrations up to 0006: later ones, such as a generated
+			// resource's, are not this test's, and Down must step back
+			// over 0006 and 0005 themselves.)
+			mg, err := models.NewMigrator(u, migrationsUpTo(t, d, 6))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -419,7 +454,7 @@ func TestMigration0005KeepsTheAuditTrail(t *testing.T) {
 				t.Fatalf("migrate up over a legacy trail: %v", err)
 			}
 			st = status(t, mg)
-			const latest = 5
+			const latest = 6
 			if st.Current != latest || st.Dirty {
 				t.Fatalf("after Up: %+v, want version %d", st, latest)
 			}
@@ -517,8 +552,21 @@ func TestMigration0005KeepsTheAuditTrail(t *testing.T) {
 				t.Fatalf("Verify after appending: %+v, want %d rows and head %s", v, n+k, added[k-1].Hash)
 			}
 			trail := append(slices.Clone(events), added...)
+			for i := range trail {
+				trail[i].Seq = int64(i + 1)
+			}
+			checkView(t, db, d, trail)
 
-			// 6. Down one step: 0003's table again, every event in it.
+			// 6. Down one step: every batch in 0005's form, the appended
+			// one included; then another: 0003's table again, every
+			// event in it.
+			if err := mg.Down(); err != nil {
+				t.Fatalf("migrate down from 0006: %v", err)
+			}
+			if st := status(t, mg); st.Current != 5 || st.Dirty {
+				t.Fatalf("after Down: %+v, want version 5", st)
+			}
+			checkBatchJSON(t, db, trail)
 			if err := mg.Down(); err != nil {
 				t.Fatalf("migrate down from 0005: %v", err)
 			}
