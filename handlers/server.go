@@ -233,15 +233,19 @@ func newEcho(d Deps, listener string) (*echo.Echo, []route, error) {
 
 // routeInfo answers, for the audit trail, whether a method and route
 // template is in the table and whether its policy is public or admin.
-func routeInfo(routes []route) func(method, path string) (known, public, admin bool) {
-	type info struct{ public, admin bool }
+func routeInfo(routes []route) func(method, path string) (name string, known, public, admin bool) {
+	type info struct {
+		name          string
+		public, admin bool
+	}
 	m := make(map[string]info, len(routes))
 	for _, r := range routes {
-		m[r.method+" "+r.path] = info{public: r.policy.IsPublic(), admin: r.policy.IsAdmin()}
+		name := r.method + " " + r.path
+		m[name] = info{name: name, public: r.policy.IsPublic(), admin: r.policy.IsAdmin()}
 	}
-	return func(method, path string) (bool, bool, bool) {
+	return func(method, path string) (string, bool, bool, bool) {
 		i, ok := m[method+" "+path]
-		return ok, i.public, i.admin
+		return i.name, ok, i.public, i.admin
 	}
 }
 

@@ -99,10 +99,12 @@ func AccountKey(email string) string {
 //   - anything else → authz_allow (authz_admin on admin routes), with
 //     outcome error for 5xx
 //
-// route tells, for a method and route template, whether the route exists
-// and whether its policy is public or admin; requests that match no route
-// record only their rate-limit refusals.
-func AuditRequests(a Auditor, log *slog.Logger, route func(method, path string) (known, public, admin bool)) echo.MiddlewareFunc {
+// route tells, for a method and route template, whether the route exists,
+// its name for the trail ("GET /v1/projects/:id", the same string every
+// time, so that an event need not build it) and whether its policy is
+// public or admin; requests that match no route record only their
+// rate-limit refusals.
+func AuditRequests(a Auditor, log *slog.Logger, route func(method, path string) (name string, known, public, admin bool)) echo.MiddlewareFunc {
 	sink := auditSink{auditor: a, log: log}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -114,8 +116,9 @@ func AuditRequests(a Auditor, log *slog.Logger, route func(method, path string) 
 			if err != nil {
 				c.Error(err) // answers once; the status is now final
 			}
-			known, public, admin := route(c.Request().Method, c.Path())
+			name, known, public, admin := route(c.Request().Method, c.Path())
 			if e, ok := decisionEvent(c, err, !known || public, admin); ok {
+				e.Route = name // "" for no route: Audit names it
 				Audit(c, e)
 			}
 			return err
