@@ -1,6 +1,6 @@
 -- A shorter stored form for the audit trail's events (PostgreSQL). Writing
--- a batch cost CPU by the byte (on SQLite about 4 ns a byte), and an event
--- was about 440 bytes: the largest part of what the trail costs a request.
+-- a batch cost CPU by the byte (on SQLite about 5 ns a byte), and an event
+-- was about 460 bytes: the largest part of what the trail costs a request.
 -- Most of an event repeats the one before it (the same actor, address,
 -- user agent, route, action and outcome), and its prev_hash is the hash of
 -- the event before. Batches the writer appends from now on store each such

@@ -1,5 +1,5 @@
 -- A shorter stored form for the audit trail's events (SQLite). Writing a
--- batch cost about 4 ns of CPU a byte, and an event was about 440 bytes:
+-- batch cost about 5 ns of CPU a byte, and an event was about 460 bytes:
 -- the largest part of what the trail costs a request. Most of an event
 -- repeats the one before it (the same actor, address, user agent, route,
 -- action and outcome), and its prev_hash is the hash of the event before.
