@@ -386,26 +386,26 @@ const auditEventFields = 17
 // (BenchmarkAuditAppend).
 const auditStoredFields = 15
 
-// auditIndexed are the positions in a stored event of the fields stored
-// as indexes into the batch's strings.
-var auditIndexed = [...]int{2, 3, 4, 5, 6, 8, 9, 10, 12, 13}
+// auditIndexed tells, for each position in a stored event, whether the
+// field there is stored as an index into the batch's strings (the fields
+// marked # above).
+var auditIndexed = [auditStoredFields]bool{2: true, 3: true, 4: true, 5: true, 6: true, 8: true, 9: true,
+	10: true, 12: true, 13: true}
 
-// auditIsIndexed tells, for each position in a stored event, whether it
-// is in auditIndexed.
-var auditIsIndexed = func() (t [auditStoredFields]bool) {
-	for _, k := range auditIndexed {
-		t[k] = true
-	}
-	return t
-}()
+// storedFields returns e's fields in the order of a stored event. The time
+// (position 1) is left empty: encode writes it without building a string.
+func (e *AuditEvent) storedFields() [auditStoredFields]string {
+	return [auditStoredFields]string{e.ID, "", e.ActorType, e.ActorID, e.UserID, e.ClientIP, e.UserAgent,
+		e.RequestID, e.Route, e.Action, e.ResourceType, e.ResourceID, e.Outcome, e.Reason, e.Hash}
+}
 
 // auditEncoder encodes batches; its buffers and map are reused.
 type auditEncoder struct {
 	buf, canon []byte
 	index      map[string]int
 	strings    []string
-	last       [len(auditIndexed)]string // each field's value in the event before
-	lastIndex  [len(auditIndexed)]int
+	last       [auditStoredFields]string // each indexed field's value in the event before
+	lastIndex  [auditStoredFields]int
 }
 
 // encode numbers events from lastSeq+1, chains them to prev, and returns
@@ -433,20 +433,21 @@ func (x *auditEncoder) encode(events []AuditEvent, lastSeq int64, prev string) a
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendJSONString(append(buf, '['), e.ID)
-		buf = append(appendAuditTime(append(buf, `,"`...), e.At), '"')
-		for k, f := range [...]string{e.ActorType, e.ActorID, e.UserID, e.ClientIP, e.UserAgent} {
-			buf = strconv.AppendInt(append(buf, ','), int64(x.stringIndex(k, f)), 10)
+		buf = append(buf, '[')
+		for k, f := range e.storedFields() {
+			if k > 0 {
+				buf = append(buf, ',')
+			}
+			switch {
+			case k == 1:
+				buf = append(appendAuditTime(append(buf, '"'), e.At), '"')
+			case auditIndexed[k]:
+				buf = strconv.AppendInt(buf, int64(x.stringIndex(k, f)), 10)
+			default:
+				buf = appendJSONString(buf, f)
+			}
 		}
-		buf = appendJSONString(append(buf, ','), e.RequestID)
-		for k, f := range [...]string{e.Route, e.Action, e.ResourceType} {
-			buf = strconv.AppendInt(append(buf, ','), int64(x.stringIndex(5+k, f)), 10)
-		}
-		buf = appendJSONString(append(buf, ','), e.ResourceID)
-		for k, f := range [...]string{e.Outcome, e.Reason} {
-			buf = strconv.AppendInt(append(buf, ','), int64(x.stringIndex(8+k, f)), 10)
-		}
-		buf = append(append(append(buf, `,"`...), e.Hash...), `"]`...)
+		buf = append(buf, ']')
 		s.add(e)
 	}
 	buf = append(buf, ']')
@@ -471,15 +472,15 @@ func (x *auditEncoder) encode(events []AuditEvent, lastSeq int64, prev string) a
 	} else {
 		clear(x.strings) // the strings are garbage after this batch
 	}
-	x.last = [len(auditIndexed)]string{}
+	x.last = [auditStoredFields]string{}
 	b := s.batch(events[0], events[len(events)-1].Seq, eventsJSON)
 	b.Strings, b.PrevHash = &strs, &batchPrev
 	return b
 }
 
-// stringIndex returns the index of v, the value of indexed field k, in the
-// batch's strings, adding it if it is new. A field mostly has the value it
-// had in the event before, which it checks first.
+// stringIndex returns the index of v, the value of the field at position
+// k, in the batch's strings, adding it if it is new. A field mostly has
+// the value it had in the event before, which it checks first.
 func (x *auditEncoder) stringIndex(k int, v string) int {
 	if i := x.lastIndex[k]; i >= 0 && x.last[k] == v {
 		return i
@@ -579,7 +580,7 @@ func decodeAuditBatch(b auditBatch) ([]AuditEvent, error) {
 		var v [auditStoredFields]string
 		for k := range f {
 			var err error
-			if auditIsIndexed[k] {
+			if auditIndexed[k] {
 				v[k], err = storedString(f[k], strs)
 			} else {
 				v[k], err = storedText(f[k])

@@ -168,17 +168,11 @@ func editStored(tb testing.TB, db *models.DB, firstSeq int64,
 	if err != nil || len(rows) != 1 {
 		tb.Fatalf("batch %d: %d rows, %v", firstSeq, len(rows), err)
 	}
-	text := func(v any) string {
-		if b, ok := v.([]byte); ok {
-			return string(b)
-		}
-		return v.(string)
-	}
 	var events [][]any
 	var strs []string
-	prev := text(rows[0][2])
-	if err := errors.Join(json.Unmarshal([]byte(text(rows[0][0])), &events),
-		json.Unmarshal([]byte(text(rows[0][1])), &strs)); err != nil {
+	prev := column(tb, rows[0][2])
+	if err := errors.Join(json.Unmarshal([]byte(column(tb, rows[0][0])), &events),
+		json.Unmarshal([]byte(column(tb, rows[0][1])), &strs)); err != nil {
 		tb.Fatalf("batch %d is not in the short form: %v", firstSeq, err)
 	}
 	events, strs = change(events, strs, &prev)

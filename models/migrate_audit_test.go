@@ -311,6 +311,14 @@ func verifyLegacyChain(tb testing.TB, db *models.DB, rows []models.AuditEvent) {
 	}
 }
 
+// eventStrings returns e's fields as text, in the order of its canonical
+// form (the time in RFC 3339 at microseconds, UTC), then its hash.
+func eventStrings(e models.AuditEvent) []string {
+	return []string{e.ID, e.At.UTC().Format("2006-01-02T15:04:05.000000Z"), e.ActorType, e.ActorID,
+		e.UserID, e.ClientIP, e.UserAgent, e.RequestID, e.Route, e.Action, e.ResourceType, e.ResourceID,
+		e.Outcome, e.Reason, e.PrevHash, e.Hash}
+}
+
 // checkBatchJSON checks that audit_batches holds, as JSON, each event of
 // trail as migration 0005 describes it: the 16 strings of its hashed
 // canonical form (the time in RFC 3339 at microseconds, UTC) and its hash.
@@ -332,9 +340,7 @@ func checkBatchJSON(tb testing.TB, db *models.DB, trail []models.AuditEvent) {
 		tb.Fatalf("the batches hold %d events, want %d", len(stored), len(trail))
 	}
 	for i, e := range trail {
-		want := []string{"v1", e.ID, e.At.UTC().Format("2006-01-02T15:04:05.000000Z"), e.ActorType, e.ActorID,
-			e.UserID, e.ClientIP, e.UserAgent, e.RequestID, e.Route, e.Action, e.ResourceType, e.ResourceID,
-			e.Outcome, e.Reason, e.PrevHash, e.Hash}
+		want := append([]string{"v1"}, eventStrings(e)...)
 		if !slices.Equal(stored[i], want) {
 			tb.Fatalf("event %d is stored in its batch as\n%q\nwant\n%q", i+1, stored[i], want)
 		}
@@ -360,9 +366,7 @@ func checkView(tb testing.TB, db *models.DB, d models.Dialect, trail []models.Au
 		tb.Fatalf("the audit_events view has %d rows, want %d", len(rows), len(trail))
 	}
 	for i, e := range trail {
-		want := []string{strconv.FormatInt(e.Seq, 10), e.ID, e.At.UTC().Format("2006-01-02T15:04:05.000000Z"),
-			e.ActorType, e.ActorID, e.UserID, e.ClientIP, e.UserAgent, e.RequestID, e.Route, e.Action,
-			e.ResourceType, e.ResourceID, e.Outcome, e.Reason, e.PrevHash, e.Hash}
+		want := append([]string{strconv.FormatInt(e.Seq, 10)}, eventStrings(e)...)
 		got := make([]string, len(rows[i]))
 		for k, v := range rows[i] {
 			got[k] = column(tb, v)
